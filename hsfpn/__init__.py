@@ -1,0 +1,9 @@
+"""HS-FPN for MMDetection 3: the neck, its modules, tiny-object label assigners and the AI-TOD metric.
+
+Importing this package registers every component in MMDetection's registries, so a config can say
+``neck=dict(type='HSFPN', ...)`` after ``custom_imports=dict(imports=['hsfpn'])``.
+"""
+
+__version__ = "0.1.0"
+
+# Registered components (each import registers its classes with MMDetection / MMEngine).

@@ -1,0 +1,1 @@
+"""Reproduction pipelines: MMDetection 3 configs, job runner and the paper's tables rebuilt."""
