@@ -1,0 +1,776 @@
+"""The DOTAmini10 builder: read -> filter -> scale -> split -> augment -> write, in parallel and resumable.
+
+Output layout under ``out_dir``:
+
+* ``images/{split}/{name}.png`` and ``labelTxt/{split}/{name}.txt``, where ``name`` is
+  ``{image}__{factor}__{x0}___{y0}`` (window origin in the scaled image) and augmented copies add ``__aug{k}``.
+* ``annotations/{split}.json``: COCO. ``file_name`` is ``{name}.png``, relative to ``images/{split}/`` (so an
+  MMDetection config uses ``data_prefix=dict(img="images/train/")``). Categories are the selected classes with
+  ids 1..N in the order given (Table 7 order by default). Each image entry also has ``source`` (source image
+  name), ``scale`` (factor), ``window`` ([x0, y0]) and ``aug_copy`` (0 for the window itself, k for the k-th
+  augmented copy). Each annotation has ``bbox`` [x, y, w, h] of the clipped polygon's horizontal box, ``area``
+  = w * h (as AI-TOD counts it), ``segmentation`` (the clipped polygon parts), ``iscrowd`` 0, ``truncated`` and
+  the source ``difficult`` flag.
+* ``manifest.jsonl``: one line per source object (every object line of every label file) with its fate:
+  ``kept`` (``windows`` lists every output image holding it, augmented copies included), ``filtered`` (class
+  not selected), ``dropped`` (below the iof threshold in every window) or ``invalid`` (``reason`` names the
+  problem). ``problems`` lists non-fatal problems of a used object (``outside_image``).
+* ``problems.jsonl`` (file, line, reason, detail) and ``build.json`` (options, seed, toolkit version, source,
+  input/output checksums, counts, problem counts; the worker count sits under ``runtime``).
+
+Notes:
+    Work is cut into units of (image, scale, batch of windows). Large images are cut into several batches so
+    that one image alone keeps every worker busy; each worker decodes an image at most once for all its batches
+    of it. Every finished unit leaves a record under ``.work/units``; when all units of an image are done, an
+    image record under ``.work/records`` marks it finished. ``resume=True`` skips finished images and units,
+    and the final files are assembled from the records in sorted order, so a resumed build and an uninterrupted
+    one are byte-identical, whatever the worker count. ``.work`` is removed when the build completes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .classes import AUGMENT_CLASSES, DOTAMINI10_CLASSES, check_class_list, detect_dota_version
+from .errors import DatasetError
+from .problems import Problem, ProblemLog, StrictModeError
+from .read import ImageProbeError, find_splits, outside_image, pair_files, probe_image, read_label_file
+from .scale import INTERPOLATIONS, check_scale_options, factor_tag, image_factors, scaled_size
+from .split import get_windows
+from .worker import TIMING_KEYS, UnitResult, UnitSettings, UnitTask, init_worker, run_unit
+from .write import (
+    coco_document,
+    json_text,
+    jsonl_text,
+    remove_temporaries,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
+
+logger = logging.getLogger(__name__)
+
+WORK_DIR = ".work"
+OUTPUT_ENTRIES: tuple[str, ...] = (
+    "images", "labelTxt", "annotations", "manifest.jsonl", "problems.jsonl", "build.json", WORK_DIR,
+)
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Every option that affects the outputs (all recorded in ``build.json``).
+
+    Attributes:
+        classes: Classes kept, in output id order. Defaults to the ten DOTAmini10 classes (Table 7 order).
+        scale_mode: ``"random"`` (one factor per image drawn from ``scale_range``) or ``"fixed"`` (every factor
+            of ``scales``). Defaults to ``"random"``.
+        scales: Factors of ``fixed`` mode. Defaults to (0.5, 1.0).
+        scale_range: Bounds of ``random`` mode. Defaults to (0.5, 1.0), the paper's range.
+        scale_decimals: Rounding of random factors. Defaults to 4.
+        interpolation: Resizing filter (``area``, ``cubic``, ``linear``, ``nearest``). Defaults to ``area``.
+        crop_size: Window size. Defaults to 1024.
+        stride: Window step. Defaults to 768 (overlap 256).
+        iof_threshold: Minimum area fraction of an object inside a window. Defaults to 0.7.
+        pad_value: Gray value padding images smaller than a window. Defaults to 0.
+        drop_empty_train: Drop train windows without objects (val keeps all). Defaults to True.
+        aug_copies: Augmented copies per train window holding an ``aug_classes`` object. Defaults to 1: the
+            paper does not give the number; one copy roughly doubles those classes, which matches the
+            train/val ratio of basketball-court in its Table 7 (7.7 against about 4 for unaugmented classes).
+        aug_classes: Classes that trigger augmentation. Defaults to basketball-court, baseball-diamond,
+            helicopter.
+        flip_prob: Probability of each of the horizontal and vertical flips. Defaults to 0.5.
+        hsv_gains: Hue, saturation, value gains of the jitter. Defaults to (0.015, 0.7, 0.4).
+        png_compression: zlib level of the PNG windows. Defaults to 1.
+        coord_decimals: Decimals of output coordinates. Defaults to 2.
+        strict: Stop at the first input problem. Defaults to False.
+    """
+
+    classes: tuple[str, ...] = DOTAMINI10_CLASSES
+    scale_mode: str = "random"
+    scales: tuple[float, ...] = (0.5, 1.0)
+    scale_range: tuple[float, float] = (0.5, 1.0)
+    scale_decimals: int = 4
+    interpolation: str = "area"
+    crop_size: int = 1024
+    stride: int = 768
+    iof_threshold: float = 0.7
+    pad_value: int = 0
+    drop_empty_train: bool = True
+    aug_copies: int = 1
+    aug_classes: tuple[str, ...] = AUGMENT_CLASSES
+    flip_prob: float = 0.5
+    hsv_gains: tuple[float, float, float] = (0.015, 0.7, 0.4)
+    png_compression: int = 1
+    coord_decimals: int = 2
+    strict: bool = False
+
+    def check(self) -> BuildOptions:
+        """Validate every option; returns ``self``.
+
+        Raises:
+            DatasetError: Naming the first invalid option and its value.
+        """
+        check_class_list(self.classes, name="classes")
+        check_class_list(self.aug_classes, name="aug_classes")
+        check_scale_options(self.scale_mode, self.scales, self.scale_range)
+        if self.interpolation not in INTERPOLATIONS:
+            raise DatasetError(f"interpolation: expected one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        if self.crop_size <= 0 or not 0 < self.stride <= self.crop_size:
+            raise DatasetError(f"crop_size/stride: expected 0 < stride <= crop_size, got {self.crop_size}, {self.stride}")
+        if not 0.0 < self.iof_threshold <= 1.0:
+            raise DatasetError(f"iof_threshold: expected a value in (0, 1], got {self.iof_threshold}")
+        if not 0 <= self.pad_value <= 255:
+            raise DatasetError(f"pad_value: expected 0..255, got {self.pad_value}")
+        if self.aug_copies < 0:
+            raise DatasetError(f"aug_copies: expected >= 0, got {self.aug_copies}")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise DatasetError(f"flip_prob: expected a probability, got {self.flip_prob}")
+        if len(self.hsv_gains) != 3 or any(not 0.0 <= g <= 1.0 for g in self.hsv_gains):
+            raise DatasetError(f"hsv_gains: expected three gains in [0, 1], got {self.hsv_gains}")
+        if not 0 <= self.png_compression <= 9:
+            raise DatasetError(f"png_compression: expected 0..9, got {self.png_compression}")
+        if not 0 <= self.coord_decimals <= 6:
+            raise DatasetError(f"coord_decimals: expected 0..6, got {self.coord_decimals}")
+        return self
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready options (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass
+class BuildSummary:
+    """What a build did (for the command's summary and the benchmark).
+
+    Attributes:
+        out_dir: The output folder.
+        counts: ``build.json``'s per-split counts.
+        problems: Problem count per reason.
+        windows_total: Windows considered (before dropping empty train windows).
+        images_written: Output images (windows and augmented copies).
+        resumed_images: Source images skipped because a previous run finished them.
+        timings: Seconds per stage, summed over workers (``read`` in the main process, then the worker stages).
+        elapsed: Wall-clock seconds of the whole build.
+        already_complete: True when ``resume`` found a finished build with the same options.
+    """
+
+    out_dir: Path
+    counts: dict[str, dict[str, object]]
+    problems: dict[str, int]
+    windows_total: int = 0
+    images_written: int = 0
+    resumed_images: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    elapsed: float = 0.0
+    already_complete: bool = False
+
+
+@dataclass
+class _Entry:
+    """One source image (or orphan label file) of one split, after reading and validation."""
+
+    split: str
+    stem: str
+    image_rel: str | None
+    label_rel: str | None
+    image_path: Path | None
+    size: tuple[int, int] | None = None
+    lines: list[int] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    difficult: list[int] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)  # "candidate", "filtered" or "invalid"
+    reason: list[str | None] = field(default_factory=list)
+    notes: list[list[str]] = field(default_factory=list)
+    geoms: np.ndarray | None = None  # candidate polygons in image coordinates (clipped to the image)
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    factors: list[float] = field(default_factory=list)
+    image_sha256: str | None = None
+    label_sha256: str | None = None
+    units: list[UnitTask] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.split, self.stem
+
+
+def build_dotamini10(
+    out_dir: Path,
+    *,
+    dota_root: Path | None = None,
+    options: BuildOptions | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    large_image_windows: int = 16,
+) -> BuildSummary:
+    """Build DOTAmini10 from a DOTA release (or from a generated synthetic sample).
+
+    Args:
+        out_dir: Output folder (layout in the module docstring).
+        dota_root: A DOTA release root or one split folder; None generates the synthetic sample from ``seed``
+            under ``out_dir/.work`` and builds from it.
+        options: Recipe options. Defaults to ``BuildOptions()``.
+        seed: Seed of every random draw (scale factors, augmentation, the synthetic sample). Defaults to 0.
+        workers: Worker processes; 1 runs in this process. Does not change any output. Defaults to 1.
+        resume: Continue an interrupted build in ``out_dir`` (same options and inputs). Defaults to False.
+        overwrite: Delete a previous build's outputs in ``out_dir`` first. Defaults to False.
+        progress: Called as ``progress(done_windows, total_windows)`` while the build runs.
+        large_image_windows: Images with at least this many windows at a scale are cut into several units so
+            that workers share them. Does not change any output. Defaults to 16.
+
+    Returns:
+        The ``BuildSummary``.
+
+    Raises:
+        DatasetError: For bad options, a missing or malformed DOTA root, an output folder holding another
+            build, or (``options.strict``) the first input problem, as ``StrictModeError``.
+    """
+    started = time.perf_counter()
+    options = (options or BuildOptions()).check()
+    if workers < 1:
+        raise DatasetError(f"--workers: expected at least 1, got {workers}")
+    out_dir = Path(out_dir)
+    work = out_dir / WORK_DIR
+    if not resume:
+        _prepare_fresh(out_dir, overwrite=overwrite)
+    elif not work.is_dir() and (out_dir / "build.json").is_file():
+        done = _finished_build(out_dir, options, seed, dota_root)
+        if done is not None:
+            return done
+    work.mkdir(parents=True, exist_ok=True)
+
+    # Source: the user's DOTA root, or a synthetic sample generated once into .work (reused on resume).
+    if dota_root is None:
+        root, source = _synthetic_source(work, seed), {"kind": "synthetic", "seed": seed}
+    else:
+        root = Path(dota_root).resolve()
+        source = {"kind": "dota", "dota_root": str(root)}
+
+    # Stage 1-3: read, validate, filter, choose scales; plan the units of work.
+    timings = dict.fromkeys(("read", *TIMING_KEYS), 0.0)
+    t0 = time.perf_counter()
+    problems = ProblemLog(strict=options.strict)
+    splits = find_splits(root)
+    source["layout"] = "release" if splits[0].images.parent != root else "split-folder"
+    entries, input_stats = _read_sources(root, splits, options, seed, problems)
+    source["splits"] = [s.name for s in splits]
+    source["dota_version"] = detect_dota_version(c for e in entries for c in e.categories)
+    settings = UnitSettings(
+        out_dir=out_dir.resolve(), seed=seed, crop_size=options.crop_size, iof_threshold=options.iof_threshold,
+        pad_value=options.pad_value, drop_empty_train=options.drop_empty_train, aug_copies=options.aug_copies,
+        flip_prob=options.flip_prob, hsv_gains=tuple(options.hsv_gains), interpolation=options.interpolation,
+        png_compression=options.png_compression, coord_decimals=options.coord_decimals,
+    )
+    _plan_units(entries, options, settings, workers, large_image_windows)
+    timings["read"] = time.perf_counter() - t0
+
+    fingerprint = {"options": options.to_dict(), "seed": seed, "source": source, "inputs": input_stats}
+    _check_state(work, fingerprint, resume)
+    for split in source["splits"]:
+        for sub in ("images", "labelTxt"):
+            (out_dir / sub / split).mkdir(parents=True, exist_ok=True)
+    remove_temporaries(out_dir / "images")
+    remove_temporaries(out_dir / "labelTxt")
+
+    # Stages 4-6 per unit (split, augment, write windows), in workers.
+    records, pending, windows_total, done_windows, resumed = {}, [], 0, 0, 0
+    for entry in entries:
+        windows = sum(len(u.windows) for u in entry.units)
+        windows_total += windows
+        record_path = _record_path(work, entry)
+        if resume and entry.units and record_path.is_file():
+            records[entry.key] = json.loads(record_path.read_text(encoding="utf-8"))
+            done_windows += windows
+            resumed += 1
+            continue
+        for unit in entry.units:
+            unit_path = _unit_path(work, entry, unit)
+            if resume and unit_path.is_file():
+                done_windows += len(unit.windows)
+                continue
+            pending.append(unit)
+    by_key = {e.key: e for e in entries}
+    results: dict[tuple[str, str], list[UnitResult]] = {}
+    remaining = {e.key: len(e.units) for e in entries if e.units and e.key not in records}
+    for entry in entries:
+        if entry.key in remaining:
+            for unit in entry.units:
+                unit_path = _unit_path(work, entry, unit)
+                if resume and unit_path.is_file():
+                    results.setdefault(entry.key, []).append(
+                        UnitResult.from_dict(json.loads(unit_path.read_text(encoding="utf-8")))
+                    )
+                    remaining[entry.key] -= 1
+    for key in [k for k, n in remaining.items() if n == 0]:  # every unit done but the image record missing
+        records[key] = _finish_image(work, by_key[key], results.pop(key, []))
+        del remaining[key]
+    if progress is not None:
+        progress(done_windows, windows_total)
+
+    def on_result(result: UnitResult) -> None:
+        nonlocal done_windows
+        entry = by_key[(result.split, result.stem)]
+        for name, seconds in result.timings.items():
+            timings[name] += seconds
+        if result.problems and options.strict:
+            reason, detail = result.problems[0]
+            raise StrictModeError(Problem(entry.image_rel or entry.stem, 0, reason, detail).message())
+        unit_path = work / "units" / entry.split / entry.stem / f"{result.key}.json"
+        unit_path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(unit_path, result.to_dict())
+        results.setdefault(entry.key, []).append(result)
+        remaining[entry.key] -= 1
+        if remaining[entry.key] == 0:
+            records[entry.key] = _finish_image(work, entry, results.pop(entry.key))
+        done_windows += result.processed
+        if progress is not None:
+            progress(done_windows, windows_total)
+
+    _execute(pending, workers, on_result)
+
+    # Stage 6: assemble COCO, manifest, problems and build.json from the records, in sorted order.
+    summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers)
+    shutil.rmtree(work, ignore_errors=True)
+    summary.windows_total = windows_total
+    summary.resumed_images = resumed
+    summary.timings = timings
+    summary.elapsed = time.perf_counter() - started
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output folder state and resume
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _prepare_fresh(out_dir: Path, *, overwrite: bool) -> None:
+    present = [name for name in OUTPUT_ENTRIES if (out_dir / name).exists()]
+    if present and not overwrite:
+        raise DatasetError(
+            f"--out: {out_dir} already holds a build ({', '.join(present)}); "
+            "pass --resume to continue it or --overwrite to replace it"
+        )
+    for name in present:
+        path = out_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _finished_build(out_dir: Path, options: BuildOptions, seed: int, dota_root: Path | None) -> BuildSummary | None:
+    """The summary of a finished build with the same recipe, or None when ``out_dir`` holds no such build."""
+    try:
+        info = json.loads((out_dir / "build.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same_source = (
+        info.get("source", {}).get("kind") == "synthetic" if dota_root is None
+        else info.get("source", {}).get("dota_root") == str(Path(dota_root).resolve())
+    )
+    if info.get("options") != options.to_dict() or info.get("seed") != seed or not same_source:
+        raise DatasetError(
+            f"--resume: {out_dir} holds a finished build with other options or inputs; use --overwrite to replace it"
+        )
+    counts = info.get("counts", {})
+    images = sum(int(c.get("images", 0)) for c in counts.values())
+    return BuildSummary(out_dir, counts, info.get("problems", {}), images_written=images, already_complete=True)
+
+
+def _check_state(work: Path, fingerprint: dict[str, object], resume: bool) -> None:
+    state = work / "state.json"
+    if resume and state.is_file():
+        previous = json.loads(state.read_text(encoding="utf-8"))
+        if previous != json.loads(json.dumps(fingerprint)):
+            changed = sorted(k for k in fingerprint if previous.get(k) != json.loads(json.dumps(fingerprint[k])))
+            raise DatasetError(
+                f"--resume: the interrupted build in {work.parent} used other {', '.join(changed)}; "
+                "rerun with the same options or use --overwrite"
+            )
+    write_json(state, fingerprint, indent=1)
+
+
+def _record_path(work: Path, entry: _Entry) -> Path:
+    return work / "records" / entry.split / f"{entry.stem}.json"
+
+
+def _unit_path(work: Path, entry: _Entry, unit: UnitTask) -> Path:
+    return work / "units" / entry.split / entry.stem / f"{unit.key}.json"
+
+
+def _finish_image(work: Path, entry: _Entry, results: list[UnitResult]) -> dict[str, object]:
+    """Merge an image's unit results into its record (the image's done marker) and drop the unit records."""
+    order = {u.key: (u.factor, u.first_window) for u in entry.units}
+    results = sorted((r for r in results if r.key in order), key=lambda r: order[r.key])
+    problems = sorted({tuple(p) for r in results for p in r.problems})
+    hashes = [r.input_sha256 for r in results if r.input_sha256]
+    record = {
+        "split": entry.split,
+        "stem": entry.stem,
+        "input_sha256": hashes[0] if hashes else entry.image_sha256,
+        "problems": [list(p) for p in problems],
+        "processed": sum(r.processed for r in results),
+        "windows": [w for r in results for w in r.windows],
+    }
+    path = _record_path(work, entry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, record)
+    shutil.rmtree(work / "units" / entry.split / entry.stem, ignore_errors=True)
+    return record
+
+
+def _synthetic_source(work: Path, seed: int) -> Path:
+    target = work / "synthetic_source"
+    marker = work / "synthetic_source.done"
+    if marker.is_file() and target.is_dir():
+        return target
+    try:
+        from .synthetic import generate_synthetic_dota
+    except ImportError as exc:
+        raise DatasetError(f"--dota-root not given and the synthetic sample generator is unavailable ({exc})") from None
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    logger.info("generating the synthetic DOTA sample (seed %d) in %s", seed, target)
+    generate_synthetic_dota(target, seed=seed)
+    marker.write_text(str(seed), encoding="utf-8")
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages 1-3: read, validate, filter, scale; plan units
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _read_sources(
+    root: Path, splits: Sequence, options: BuildOptions, seed: int, problems: ProblemLog
+) -> tuple[list[_Entry], list[list[object]]]:
+    import shapely
+
+    classes = set(options.classes)
+    entries: list[_Entry] = []
+    input_stats: list[list[object]] = []
+
+    def rel(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    for source in splits:
+        pairs, notes = pair_files(source)
+        for path, reason, detail in notes:
+            problems.add(Problem(rel(path), 0, reason, detail))
+        for pair in pairs:
+            entry = _Entry(
+                split=source.name,
+                stem=pair.stem,
+                image_rel=rel(pair.image) if pair.image else None,
+                label_rel=rel(pair.label) if pair.label else None,
+                image_path=pair.image,
+            )
+            if pair.label is None:
+                problems.add(Problem(entry.image_rel, 0, "image_without_label",
+                                     f"no {pair.stem}.txt in {rel(source.labels)}"))
+                continue
+            for path in (pair.label, pair.image):
+                if path is not None:
+                    st = path.stat()
+                    input_stats.append([rel(path), st.st_size, st.st_mtime_ns])
+            entry.label_sha256 = sha256_file(pair.label)
+            label = read_label_file(pair.label, file=entry.label_rel)
+            problems.extend(label.problems)
+            entry.lines = label.lines.tolist()
+            entry.categories = list(label.categories)
+            entry.difficult = label.difficult.tolist()
+            entry.reason = list(label.invalid)
+            entry.notes = [[] for _ in entry.lines]
+            entries.append(entry)
+            file_problem: str | None = None
+            if pair.image is None:
+                problems.add(Problem(entry.label_rel, 0, "label_without_image",
+                                     f"no {pair.stem}.png/.jpg/.tif/.bmp in {rel(source.images)}"))
+                file_problem = "label_without_image"
+            else:
+                try:
+                    info = probe_image(pair.image)
+                    entry.size = (info.width, info.height)
+                except ImageProbeError as exc:
+                    problems.add(Problem(entry.image_rel, 0, exc.reason, exc.detail))
+                    file_problem = exc.reason
+                    entry.image_sha256 = sha256_file(pair.image)
+            if file_problem is not None:
+                entry.reason = [r or file_problem for r in entry.reason]
+                entry.status = ["invalid"] * len(entry.lines)
+                continue
+
+            # Objects reaching outside the image are reported and clipped to it; nothing left -> invalid.
+            width, height = entry.size
+            coords = label.coords
+            valid = np.array([r is None for r in entry.reason], dtype=bool)
+            geoms = np.empty(len(entry.lines), dtype=object)
+            if valid.any():
+                geoms[valid] = shapely.polygons(coords[valid])
+                out = outside_image(coords, width, height) & valid
+                if out.any():
+                    frame = shapely.box(0, 0, width, height)
+                    # Clockwise on screen is counter-clockwise in shapely's y-up terms (DOTA vertex order).
+                    geoms[out] = shapely.orient_polygons(shapely.intersection(geoms[out], frame), exterior_cw=False)
+                    for idx in np.flatnonzero(out).tolist():
+                        problems.add(Problem(entry.label_rel, entry.lines[idx], "outside_image",
+                                             f"image is {width} x {height}"))
+                        if shapely.area(geoms[idx]) <= 0:
+                            entry.reason[idx] = "outside_image"
+                        else:
+                            entry.notes[idx].append("outside_image")
+            entry.status = [
+                "invalid" if r is not None else ("candidate" if c in classes else "filtered")
+                for r, c in zip(entry.reason, entry.categories, strict=True)
+            ]
+            entry.candidates = np.array([i for i, s in enumerate(entry.status) if s == "candidate"], dtype=np.int64)
+            entry.geoms = geoms[entry.candidates] if len(entry.candidates) else np.zeros(0, dtype=object)
+            entry.factors = image_factors(options.scale_mode, seed, source.name, pair.stem, scales=options.scales,
+                                          scale_range=options.scale_range, decimals=options.scale_decimals)
+    return entries, sorted(input_stats)
+
+
+def _plan_units(
+    entries: list[_Entry], options: BuildOptions, settings: UnitSettings, workers: int, large_image_windows: int
+) -> None:
+    import shapely
+
+    aug = set(options.aug_classes)
+    usable = [
+        e for e in entries
+        if e.size is not None and (len(e.candidates) or not (e.split == "train" and options.drop_empty_train))
+    ]
+    for entry in entries:
+        if entry.size is not None and entry not in usable and entry.image_sha256 is None:
+            # No unit will read this image (train, nothing to keep): checksum it here.
+            entry.image_sha256 = sha256_file(entry.image_path)
+    few_images = len(usable) < workers
+    for entry in usable:
+        width, height = entry.size
+        cand = entry.candidates
+        categories = [entry.categories[i] for i in cand.tolist()]
+        difficult = np.array([entry.difficult[i] for i in cand.tolist()], dtype=np.int64)
+        augment = np.array([c in aug for c in categories], dtype=bool)
+        for fi, factor in enumerate(entry.factors):
+            sw, sh = scaled_size(width, height, factor)
+            ratio = np.array([sw / width, sh / height])
+            geoms = shapely.transform(entry.geoms, lambda c, r=ratio: c * r) if len(cand) else entry.geoms
+            windows = get_windows(sw, sh, crop_size=options.crop_size, stride=options.stride)
+            n = len(windows)
+            batch = n
+            if workers > 1 and (n >= large_image_windows or few_images):
+                batch = max(1, min(n, math.ceil(n / (4 * workers)), max(4, math.ceil(n / (4 * workers)))))
+            for start in range(0, n, batch):
+                entry.units.append(UnitTask(
+                    split=entry.split, stem=entry.stem, image_path=entry.image_path, image_size=(width, height),
+                    factor=factor, tag=factor_tag(factor), scaled_size=(sw, sh),
+                    windows=windows[start:start + batch], first_window=start, geoms=geoms, object_ids=cand,
+                    categories=categories, difficult=difficult, augment=augment,
+                    hash_input=(fi == 0 and start == 0), settings=settings,
+                ))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Execution
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers fork from a clean server that has imported numpy/cv2/shapely once, so start-up is
+    # fast and no lock held by a thread of this process (a progress bar) is inherited.
+    if sys.platform.startswith("linux"):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["dotamini10.worker"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _execute(units: list[UnitTask], workers: int, on_result: Callable[[UnitResult], None]) -> None:
+    if not units:
+        return
+    if workers == 1:
+        for unit in units:
+            on_result(_guarded(run_unit, unit))
+        return
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=_pool_context(),
+                               initializer=init_worker)
+    try:
+        futures = [pool.submit(run_unit, unit) for unit in units]
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                raise DatasetError(
+                    "a worker process died (out of memory?); rerun with --resume and fewer --workers"
+                ) from None
+            except OSError as exc:
+                raise DatasetError(f"writing outputs failed: {exc}") from None
+            on_result(result)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _guarded(fn: Callable[[UnitTask], UnitResult], unit: UnitTask) -> UnitResult:
+    try:
+        return fn(unit)
+    except OSError as exc:
+        raise DatasetError(f"writing outputs failed: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Assembly
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _assemble(
+    out_dir: Path,
+    entries: list[_Entry],
+    records: dict[tuple[str, str], dict[str, object]],
+    problems: ProblemLog,
+    options: BuildOptions,
+    seed: int,
+    source: dict[str, object],
+    workers: int,
+) -> BuildSummary:
+    category_ids = {name: i + 1 for i, name in enumerate(options.classes)}
+    outputs: dict[str, str] = {}
+    inputs: dict[str, str] = {}
+    manifest: list[dict[str, object]] = []
+    counts: dict[str, dict[str, object]] = {}
+    (out_dir / "annotations").mkdir(parents=True, exist_ok=True)
+    images_written = 0
+    for split in source["splits"]:
+        coco_images: list[dict[str, object]] = []
+        coco_anns: list[dict[str, object]] = []
+        fates = Counter({"kept": 0, "filtered": 0, "dropped": 0, "invalid": 0})
+        per_class = Counter()
+        source_images = 0
+        expected: set[str] = set()
+        for entry in (e for e in entries if e.split == split):
+            if entry.label_sha256 is not None:
+                inputs[entry.label_rel] = entry.label_sha256
+            record = records.get(entry.key)
+            decode_problem = None
+            if record is not None:
+                if record["input_sha256"]:
+                    inputs[entry.image_rel] = record["input_sha256"]
+                for reason, detail in record["problems"]:
+                    problems.add(Problem(entry.image_rel, 0, reason, detail))
+                    decode_problem = decode_problem or reason
+            elif entry.image_sha256 is not None:
+                inputs[entry.image_rel] = entry.image_sha256
+            if entry.size is not None and decode_problem is None:
+                source_images += 1
+            kept_in: dict[int, list[str]] = {}
+            for window in (record["windows"] if record else []):
+                image_id = len(coco_images) + 1
+                name = window["name"]
+                coco_images.append({
+                    "id": image_id,
+                    "file_name": f"{name}.png",
+                    "width": window["width"],
+                    "height": window["height"],
+                    "source": entry.stem,
+                    "scale": window["scale"],
+                    "window": window["window"],
+                    "aug_copy": window["aug_copy"],
+                })
+                outputs[f"images/{split}/{name}.png"] = window["png_sha256"]
+                outputs[f"labelTxt/{split}/{name}.txt"] = window["txt_sha256"]
+                expected.update((f"{name}.png", f"{name}.txt"))
+                for obj in window["objects"]:
+                    coco_anns.append({
+                        "id": len(coco_anns) + 1,
+                        "image_id": image_id,
+                        "category_id": category_ids[obj["category"]],
+                        "bbox": obj["bbox"],
+                        "area": obj["area"],
+                        "segmentation": obj["segmentation"],
+                        "iscrowd": 0,
+                        "truncated": obj["truncated"],
+                        "difficult": obj["difficult"],
+                    })
+                    per_class[obj["category"]] += 1
+                    kept_in.setdefault(obj["object"], []).append(name)
+            for idx, line in enumerate(entry.lines):
+                status, reason = entry.status[idx], entry.reason[idx]
+                if status == "candidate":
+                    if decode_problem is not None:
+                        status, reason = "invalid", decode_problem
+                    elif idx in kept_in:
+                        status = "kept"
+                    else:
+                        status, reason = "dropped", "iof_below_threshold"
+                elif status == "filtered":
+                    reason = "class_not_selected"
+                fates[status] += 1
+                manifest.append({
+                    "split": split,
+                    "image": entry.stem,
+                    "label": entry.label_rel,
+                    "line": line,
+                    "category": entry.categories[idx],
+                    "status": status,
+                    "reason": reason,
+                    "windows": kept_in.get(idx, []),
+                    "problems": entry.notes[idx],
+                })
+        for sub, suffix in (("images", ".png"), ("labelTxt", ".txt")):
+            folder = out_dir / sub / split
+            for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if path.name.endswith(suffix) and path.name not in expected:
+                    logger.warning("removing %s: not part of this build", path)
+                    path.unlink()
+        text = json_text(coco_document(options.classes, coco_images, coco_anns))
+        _write_output(out_dir, f"annotations/{split}.json", text, outputs)
+        images_written += len(coco_images)
+        counts[split] = {
+            "images": len(coco_images),
+            "augmented_images": sum(1 for im in coco_images if im["aug_copy"]),
+            "instances": len(coco_anns),
+            "source_images": source_images,
+            "source_objects": {"total": sum(fates.values()), **dict(fates)},
+            "instances_per_class": {name: per_class[name] for name in options.classes},
+        }
+    _write_output(out_dir, "manifest.jsonl", jsonl_text(manifest), outputs)
+    _write_output(out_dir, "problems.jsonl", jsonl_text(p.to_dict() for p in problems.problems), outputs)
+    build = {
+        "toolkit_version": __version__,
+        "seed": seed,
+        "options": options.to_dict(),
+        "source": source,
+        "runtime": {"workers": workers},
+        "counts": counts,
+        "problems": problems.counts(),
+        "inputs": dict(sorted(inputs.items())),
+        "outputs": dict(sorted(outputs.items())),
+    }
+    write_json(out_dir / "build.json", build, indent=1)
+    return BuildSummary(out_dir, counts, problems.counts(), images_written=images_written)
+
+
+def _write_output(out_dir: Path, rel: str, text: str, outputs: dict[str, str]) -> None:
+    from .write import atomic_write_text
+
+    data = text.encode("utf-8")
+    atomic_write_text(out_dir / rel, text)
+    outputs[rel] = sha256_bytes(data)

@@ -1,0 +1,314 @@
+"""The unit of parallel work: one batch of windows of one image at one scale.
+
+Notes:
+    A worker keeps at most one decoded source image and one resized copy of it (``_ImageCache``), so its memory
+    stays at about two copies of the current image plus one window, and consecutive units of the same image
+    (the pool hands them out in image order) decode it once per worker. Everything a unit writes is determined
+    by its task, never by worker state: results are the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .augment import augment_window, draw_augment
+from .read import ImageProbeError, decode_image
+from .scale import resize_image
+from .seeding import rng_for
+from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
+from .write import atomic_write_bytes, atomic_write_text, dota_lines, encode_png, sha256_bytes, sha256_file
+
+TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "intersect", "augment", "encode", "write")
+
+
+@dataclass(frozen=True)
+class UnitSettings:
+    """Options every unit needs (output-affecting ones come from ``BuildOptions``)."""
+
+    out_dir: Path
+    seed: int
+    crop_size: int
+    iof_threshold: float
+    pad_value: int
+    drop_empty_train: bool
+    aug_copies: int
+    flip_prob: float
+    hsv_gains: tuple[float, float, float]
+    interpolation: str
+    png_compression: int
+    coord_decimals: int
+
+
+@dataclass
+class UnitTask:
+    """One batch of windows of one image at one scale.
+
+    Attributes:
+        split: Output split.
+        stem: Source image name.
+        image_path: The source image.
+        image_size: Header size ``(width, height)`` of the source.
+        factor: Scale factor.
+        tag: The factor as written in names.
+        scaled_size: ``(width, height)`` after scaling.
+        windows: ``[x0, y0, x1, y1]`` rows of this batch, shape (B, 4), in scaled coordinates.
+        first_window: Index of the batch's first window among the image's windows at this factor.
+        geoms: Candidate objects as scaled shapely polygons, shape (N,).
+        object_ids: Index of each candidate in the source label file's object list, shape (N,).
+        categories: Category of each candidate.
+        difficult: Source difficult flag of each candidate, shape (N,).
+        augment: Whether each candidate's class triggers augmented copies, shape (N,).
+        hash_input: Whether this unit computes the source image checksum.
+        settings: Shared options.
+    """
+
+    split: str
+    stem: str
+    image_path: Path
+    image_size: tuple[int, int]
+    factor: float
+    tag: str
+    scaled_size: tuple[int, int]
+    windows: np.ndarray
+    first_window: int
+    geoms: np.ndarray
+    object_ids: np.ndarray
+    categories: list[str]
+    difficult: np.ndarray
+    augment: np.ndarray
+    hash_input: bool
+    settings: UnitSettings
+
+    @property
+    def key(self) -> str:
+        """Identifier of the unit, used for its resume record."""
+        return f"{self.tag}_{self.first_window}_{self.first_window + len(self.windows)}"
+
+
+@dataclass
+class UnitResult:
+    """What a unit produced.
+
+    Attributes:
+        split: Output split.
+        stem: Source image name.
+        key: The task's ``key``.
+        windows: One JSON-ready record per written image (original windows and augmented copies).
+        problems: ``(reason, detail)`` for a source image that failed to decode.
+        input_sha256: Checksum of the source image when the task asked for it.
+        timings: Seconds spent per stage (``TIMING_KEYS``).
+        processed: Number of windows considered (written or dropped as empty).
+    """
+
+    split: str
+    stem: str
+    key: str
+    windows: list[dict[str, object]] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    input_sha256: str | None = None
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
+    processed: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (timings are not kept: they are not part of any output)."""
+        return {
+            "split": self.split,
+            "stem": self.stem,
+            "key": self.key,
+            "windows": self.windows,
+            "problems": [list(p) for p in self.problems],
+            "input_sha256": self.input_sha256,
+            "processed": self.processed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> UnitResult:
+        """Inverse of ``to_dict``."""
+        return cls(
+            split=data["split"],
+            stem=data["stem"],
+            key=data["key"],
+            windows=data["windows"],
+            problems=[tuple(p) for p in data["problems"]],
+            input_sha256=data["input_sha256"],
+            processed=data["processed"],
+        )
+
+
+class _ImageCache:
+    """The current source image and one resized copy of it (at most two images per worker)."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.source: np.ndarray | None = None
+        self.error: ImageProbeError | None = None
+        self.scaled_size: tuple[int, int] | None = None
+        self.scaled: np.ndarray | None = None
+
+    def get(self, task: UnitTask, timings: dict[str, float]) -> np.ndarray:
+        if self.path != task.image_path:
+            # Drop the previous image before decoding the next one, so two sources never coexist.
+            self.path = self.source = self.error = self.scaled = self.scaled_size = None
+            start = time.perf_counter()
+            try:
+                source = decode_image(task.image_path)
+                if (source.shape[1], source.shape[0]) != tuple(task.image_size):
+                    raise ImageProbeError(
+                        "unreadable_image",
+                        f"decoded size {source.shape[1]} x {source.shape[0]} differs from the header's "
+                        f"{task.image_size[0]} x {task.image_size[1]}",
+                    )
+                self.source = source
+            except ImageProbeError as exc:
+                self.error = exc
+            self.path = task.image_path
+            timings["decode"] += time.perf_counter() - start
+        if self.error is not None:
+            raise self.error
+        if self.scaled_size != tuple(task.scaled_size):
+            self.scaled = None
+            start = time.perf_counter()
+            self.scaled = resize_image(self.source, task.scaled_size, interpolation=task.settings.interpolation)
+            self.scaled_size = tuple(task.scaled_size)
+            timings["resize"] += time.perf_counter() - start
+        return self.scaled
+
+
+_CACHE = _ImageCache()
+
+
+def init_worker() -> None:
+    """Pool initializer: one OpenCV thread per worker process (the pool provides the parallelism)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def crop_window(image: np.ndarray, window: np.ndarray, *, pad_value: int = 0) -> np.ndarray:
+    """Pixels of one window, padded bottom/right with ``pad_value`` where it reaches past the image.
+
+    Args:
+        image: Pixels, shape (H, W, 3).
+        window: ``[x0, y0, x1, y1]`` with x0, y0 inside the image.
+        pad_value: Fill value of the padding. Defaults to 0.
+
+    Returns:
+        Pixels, shape (y1 - y0, x1 - x0, 3); a view of ``image`` when no padding is needed.
+    """
+    x0, y0, x1, y1 = (int(v) for v in window)
+    height, width = image.shape[:2]
+    if x1 <= width and y1 <= height:
+        return image[y0:y1, x0:x1]
+    out = np.full((y1 - y0, x1 - x0, image.shape[2]), pad_value, dtype=image.dtype)
+    part = image[y0:min(y1, height), x0:min(x1, width)]
+    out[: part.shape[0], : part.shape[1]] = part
+    return out
+
+
+def run_unit(task: UnitTask) -> UnitResult:
+    """Split, augment and write one batch of windows.
+
+    Args:
+        task: The unit.
+
+    Returns:
+        The ``UnitResult``; a source that cannot be decoded gives no windows and one problem.
+    """
+    s = task.settings
+    result = UnitResult(task.split, task.stem, task.key)
+    t = result.timings
+    if task.hash_input:
+        start = time.perf_counter()
+        result.input_sha256 = sha256_file(task.image_path)
+        t["hash"] += time.perf_counter() - start
+    try:
+        image = _CACHE.get(task, t)
+    except ImageProbeError as exc:
+        result.problems.append((exc.reason, exc.detail))
+        return result
+    objects = ObjectSet.from_geoms(task.geoms)
+    images_dir = s.out_dir / "images" / task.split
+    labels_dir = s.out_dir / "labelTxt" / task.split
+    for window in task.windows:
+        result.processed += 1
+        start = time.perf_counter()
+        kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
+        t["intersect"] += time.perf_counter() - start
+        if task.split == "train" and s.drop_empty_train and len(kept) == 0:
+            continue
+        x0, y0 = int(window[0]), int(window[1])
+        name = f"{task.stem}__{task.tag}__{x0}___{y0}"
+        pixels = crop_window(image, window, pad_value=s.pad_value)
+        valid = (min(int(window[2]), image.shape[1]) - x0, min(int(window[3]), image.shape[0]) - y0)
+        result.windows.append(_write_window(task, name, (x0, y0), 0, pixels, kept.indices, kept.rings,
+                                            kept.truncated, t))
+        if task.split != "train" or s.aug_copies <= 0 or not task.augment[kept.indices].any():
+            continue
+        for copy in range(1, s.aug_copies + 1):
+            start = time.perf_counter()
+            params = draw_augment(rng_for(s.seed, "augment", task.split, name, copy), flip_prob=s.flip_prob,
+                                  hsv_h=s.hsv_gains[0], hsv_s=s.hsv_gains[1], hsv_v=s.hsv_gains[2])
+            aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid)
+            t["augment"] += time.perf_counter() - start
+            result.windows.append(_write_window(task, f"{name}__aug{copy}", (x0, y0), copy, aug_pixels,
+                                                kept.indices, aug_rings, kept.truncated, t,
+                                                flips=[params.hflip, params.vflip]))
+    return result
+
+
+def _write_window(
+    task: UnitTask,
+    name: str,
+    origin: tuple[int, int],
+    copy: int,
+    pixels: np.ndarray,
+    indices: np.ndarray,
+    rings: list[list[np.ndarray]],
+    truncated: np.ndarray,
+    t: dict[str, float],
+    flips: list[bool] | None = None,
+) -> dict[str, object]:
+    s = task.settings
+    d = s.coord_decimals
+    start = time.perf_counter()
+    png = encode_png(pixels, compression=s.png_compression)
+    objects, quads = [], []
+    for idx, parts, trunc in zip(indices.tolist(), rings, truncated.tolist(), strict=True):
+        parts = [np.round(p, d) + 0.0 for p in parts]
+        quad = np.round(to_quadrilateral(parts), d) + 0.0
+        box = np.round(horizontal_box(parts), d) + 0.0
+        quads.append(quad)
+        objects.append({
+            "object": int(task.object_ids[idx]),
+            "category": task.categories[idx],
+            "difficult": int(task.difficult[idx]),
+            "truncated": bool(trunc),
+            "bbox": box.tolist(),
+            "area": round(float(box[2] * box[3]), 4),
+            "segmentation": [p.ravel().tolist() for p in parts],
+        })
+    text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
+    t["encode"] += time.perf_counter() - start
+    start = time.perf_counter()
+    atomic_write_bytes(s.out_dir / "images" / task.split / f"{name}.png", png)
+    atomic_write_text(s.out_dir / "labelTxt" / task.split / f"{name}.txt", text)
+    png_sha256, txt_sha256 = sha256_bytes(png), sha256_bytes(text.encode("utf-8"))
+    t["write"] += time.perf_counter() - start
+    record = {
+        "name": name,
+        "window": list(origin),
+        "width": int(pixels.shape[1]),
+        "height": int(pixels.shape[0]),
+        "scale": task.factor,
+        "aug_copy": copy,
+        "png_sha256": png_sha256,
+        "txt_sha256": txt_sha256,
+        "objects": objects,
+    }
+    if flips is not None:
+        record["flips"] = flips
+    return record
