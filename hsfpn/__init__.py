@@ -7,3 +7,4 @@ Importing this package registers every component in MMDetection's registries, so
 __version__ = "0.1.0"
 
 # Registered components (each import registers its classes with MMDetection / MMEngine).
+from . import assigners  # noqa: F401
