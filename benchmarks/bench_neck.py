@@ -1,0 +1,183 @@
+"""Benchmark HS-FPN against MMDetection's FPN and the unoptimised transcription of the paper.
+
+Prints, for each device (CPU, and CUDA when available) and batch size, forward and forward+backward time
+(median over repeats) and peak memory of the three necks on ResNet-50 maps of a square image, with ratios to
+FPN and to the baseline measured in the same run, after checking that HS-FPN's outputs equal the baseline's.
+
+Each (device, neck, batch) runs in its own subprocess so that the CPU peak (the process's resident-set high-water
+mark above its level after setup) belongs to that neck alone. On CUDA the peak is
+``torch.cuda.max_memory_allocated`` above the allocation after setup.
+
+Usage::
+
+    python benchmarks/bench_neck.py                       # 800 x 800, batches 1 and 2, 2 repeats
+    python benchmarks/bench_neck.py --repeats 5 --threads 2
+    python benchmarks/bench_neck.py --size 512 --batches 1 --devices cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+NECKS = ("FPN", "HSFPN", "baseline")
+IN_CHANNELS = [256, 512, 1024, 2048]
+
+
+def _setup(neck: str, batch: int, size: int, device: str, seed: int = 0):
+    import torch
+
+    sys.path[:0] = [str(REPO), str(HERE)]
+    import hsfpn  # noqa: F401
+    from mmdet.models.necks import FPN
+    from reference_hsfpn import ReferenceHSFPN
+
+    from hsfpn.convert import load_release_state_dict
+    from hsfpn.neck import HSFPN
+
+    torch.manual_seed(seed)
+    ref = ReferenceHSFPN(IN_CHANNELS, 256, 5)
+    ref.init_weights()
+    if neck == "FPN":
+        module = FPN(IN_CHANNELS, 256, 5)
+        module.load_state_dict({k: v for k, v in ref.state_dict().items() if k.split(".")[0] in
+                                ("lateral_convs", "fpn_convs")})
+    elif neck == "HSFPN":
+        module = HSFPN(IN_CHANNELS, 256, 5)
+        load_release_state_dict(module, ref.state_dict())
+    else:
+        module = ref
+    g = torch.Generator().manual_seed(seed + 1)
+    inputs = [torch.randn(batch, c, size // 2 ** (i + 2), size // 2 ** (i + 2), generator=g)
+              for i, c in enumerate(IN_CHANNELS)]
+    return module.to(device), [x.to(device) for x in inputs]
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def worker(neck: str, batch: int, size: int, device: str, repeats: int, warmup: int) -> dict:
+    """Time one neck in this process; returns seconds and peak memory (MiB) for forward and fwd+bwd."""
+    import torch
+
+    module, inputs = _setup(neck, batch, size, device)
+    cuda = device.startswith("cuda")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def peak_start() -> int:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            return torch.cuda.memory_allocated()
+        return _rss_kb() * 1024
+
+    def peak_end(base: int) -> float:
+        if cuda:
+            return (torch.cuda.max_memory_allocated() - base) / 2**20
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base) / 2**20
+
+    result = {}
+    module.eval()
+    base = peak_start()
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            sync()
+            t0 = time.perf_counter()
+            module(inputs)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    result["fwd_s"] = statistics.median(times)
+    result["fwd_mib"] = peak_end(base)
+
+    module.train()
+    feats = [x.clone().requires_grad_(True) for x in inputs]
+    base = peak_start()
+    times = []
+    for i in range(warmup + repeats):
+        module.zero_grad(set_to_none=True)
+        sync()
+        t0 = time.perf_counter()
+        sum(o.float().mean() for o in module(feats)).backward()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    result["fwdbwd_s"] = statistics.median(times)
+    result["fwdbwd_mib"] = peak_end(base)
+    return result
+
+
+def check_equal(size: int, device: str) -> float:
+    """Largest relative difference (per level, max |ours - baseline| / max |baseline|) at batch 1."""
+    import torch
+
+    ours, inputs = _setup("HSFPN", 1, size, device)
+    ref, _ = _setup("baseline", 1, size, device)
+    with torch.no_grad():
+        a, b = ours.eval()(inputs), ref.eval()(inputs)
+    return max(float((x - y).abs().max() / y.abs().max()) for x, y in zip(a, b))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=800, help="image side (maps are size/4 .. size/32)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 2], help="batch sizes")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu + cuda if any)")
+    parser.add_argument("--worker", nargs=3, metavar=("NECK", "BATCH", "DEVICE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.worker:
+        neck, batch, device = args.worker
+        print(json.dumps(worker(neck, int(batch), args.size, device, args.repeats, args.warmup)))
+        return
+
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}, "
+          f"repeats {args.repeats} (median), warmup {args.warmup}")
+    for device in devices:
+        rel = check_equal(args.size, device)
+        print(f"\n[{device}] HSFPN vs baseline outputs: max relative difference {rel:.2e} "
+              f"({'OK' if rel <= 1e-4 else 'ABOVE 1e-4'})")
+        for batch in args.batches:
+            res = {}
+            for neck in NECKS:
+                cmd = [sys.executable, __file__, "--worker", neck, str(batch), device, "--size", str(args.size),
+                       "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--threads",
+                       str(args.threads or torch.get_num_threads())]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                res[neck] = json.loads(out.strip().splitlines()[-1])
+            print(f"\n  batch {batch}")
+            print(f"  {'neck':<9}{'fwd s':>9}{'x FPN':>7}{'fwd MiB':>9}{'fwd+bwd s':>11}{'x FPN':>7}"
+                  f"{'f+b MiB':>9}")
+            for neck in NECKS:
+                r = res[neck]
+                print(f"  {neck:<9}{r['fwd_s']:>9.3f}{r['fwd_s'] / res['FPN']['fwd_s']:>7.2f}{r['fwd_mib']:>9.0f}"
+                      f"{r['fwdbwd_s']:>11.3f}{r['fwdbwd_s'] / res['FPN']['fwdbwd_s']:>7.2f}{r['fwdbwd_mib']:>9.0f}")
+            speed_f = res["baseline"]["fwd_s"] / res["HSFPN"]["fwd_s"]
+            speed_b = res["baseline"]["fwdbwd_s"] / res["HSFPN"]["fwdbwd_s"]
+            print(f"  HSFPN speed-up over baseline: forward {speed_f:.2f}x, forward+backward {speed_b:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

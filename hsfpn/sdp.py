@@ -1,0 +1,148 @@
+"""Spatial Dependency Perception module (SDP, paper section 3.2): cross-attention inside blocks.
+
+Blocks. The paper makes every block the size of the C5 lateral map (25 x 25 at 800 x 800), which tiles the
+finer maps exactly when the image sides are multiples of 32 (the only sizes the release runs on). For other
+sizes the grid is anchored at the top-left corner with ``ceil(H / b_h) x ceil(W / b_w)`` blocks: every block
+is ``b_h x b_w`` except the last row and column, which hold the remainder (``H - b_h * floor(H / b_h)`` rows,
+likewise for columns). Queries attend only to keys of the same block, so where the sides divide the result is
+exactly the release's; a block never straddles the map edge and no padding enters the softmax.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+import torch
+from mmcv.cnn import ConvModule
+from torch import Tensor, nn
+
+__all__ = ["SDP", "BlockCrossAttention", "block_spans"]
+
+_GROUPS = 32
+
+
+def block_spans(length: int, block: int) -> list[tuple[int, int, int]]:
+    """Split ``range(length)`` into runs of equal blocks: ``[(start, stop, block_len), ...]``.
+
+    Args:
+        length (int): Side of the map.
+        block (int): Block side (clamped to ``[1, length]``).
+
+    Returns:
+        list[tuple[int, int, int]]: One run of whole blocks, then (when ``length % block``) the remainder block.
+
+    Example:
+        >>> block_spans(201, 26)
+        [(0, 182, 26), (182, 201, 19)]
+    """
+    block = max(1, min(block, length))
+    whole = (length // block) * block
+    spans = [(0, whole, block)]
+    if whole < length:
+        spans.append((whole, length, length - whole))
+    return spans
+
+
+def _to_blocks(t: Tensor, bh: int, bw: int) -> Tensor:
+    """``(N, C, nh*bh, nw*bw)`` -> ``(N*nh*nw, bh*bw, C)``, tokens row-major inside each block."""
+    n, c, h, w = t.shape
+    t = t.reshape(n, c, h // bh, bh, w // bw, bw).permute(0, 2, 4, 3, 5, 1)
+    return t.reshape(n * (h // bh) * (w // bw), bh * bw, c)
+
+
+def _from_blocks(t: Tensor, n: int, h: int, w: int, bh: int, bw: int) -> Tensor:
+    """Inverse of :func:`_to_blocks`."""
+    c = t.shape[-1]
+    t = t.reshape(n, h // bh, w // bw, bh, bw, c).permute(0, 5, 1, 3, 2, 4)
+    return t.reshape(n, c, h, w)
+
+
+class BlockCrossAttention(nn.Module):
+    """Single-head attention inside non-overlapping blocks (paper eq. 3), no parameters.
+
+    For every block j: ``out_j = softmax(q_j k_j^T / sqrt(C)) v_j`` with ``q_j, k_j, v_j`` of shape
+    ``(tokens, C)``. Blocks of the same size are batched into one fused
+    :func:`torch.nn.functional.scaled_dot_product_attention` call (at most four calls: whole blocks, the
+    remainder column, the remainder row and the corner), so the ``tokens x tokens`` matrices are never
+    stored for the whole map.
+    """
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, block_size: tuple[int, int]) -> Tensor:
+        """Attend within blocks.
+
+        Args:
+            q (Tensor): ``(N, C, H, W)`` queries.
+            k (Tensor): ``(N, C, H, W)`` keys.
+            v (Tensor): ``(N, C, H, W)`` values.
+            block_size (tuple[int, int]): ``(b_h, b_w)`` block side; see the module notes for remainders.
+
+        Returns:
+            Tensor: ``(N, C, H, W)`` attended values, each block in its place.
+        """
+        if q.shape != k.shape or q.shape != v.shape:
+            raise ValueError(f"BlockCrossAttention needs q, k, v of one shape, got {q.shape}, {k.shape}, {v.shape}")
+        n, _, h, w = q.shape
+        rows = []
+        for r0, r1, bh in block_spans(h, block_size[0]):
+            cols = []
+            for c0, c1, bw in block_spans(w, block_size[1]):
+                parts = [_to_blocks(t[:, :, r0:r1, c0:c1], bh, bw) for t in (q, k, v)]
+                out = F.scaled_dot_product_attention(*parts)
+                cols.append(_from_blocks(out, n, r1 - r0, c1 - c0, bh, bw))
+            rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=3))
+        return rows[0] if len(rows) == 1 else torch.cat(rows, dim=2)
+
+    @staticmethod
+    def macs(shape: torch.Size | tuple[int, ...], block_size: tuple[int, int]) -> int:
+        """MACs of ``q k^T`` and ``a v`` for one forward on ``(N, C, H, W)`` maps (softmax not counted)."""
+        n, c, h, w = shape
+        total = 0
+        for r0, r1, bh in block_spans(h, block_size[0]):
+            for c0, c1, bw in block_spans(w, block_size[1]):
+                blocks = ((r1 - r0) // bh) * ((c1 - c0) // bw)
+                tokens = bh * bw
+                total += n * blocks * 2 * tokens * tokens * c
+        return total
+
+
+class SDP(nn.Module):
+    """Spatial Dependency Perception: ``C_i + BlockAttn(Q(C_i), K(P_up), V = K(P_up))``.
+
+    ``Q = GN32(relu(conv1x1(C_i)))``, ``K = GN32(relu(conv1x1(P_up)))`` (bias-free convs), and, as in the
+    release, the values are the keys (no value and no output projection, one head, scale ``1/sqrt(C)``).
+
+    Args:
+        channels (int): Channels C (divisible by 32).
+
+    Example:
+        >>> sdp = SDP(64)
+        >>> sdp(torch.randn(1, 64, 20, 20), torch.randn(1, 64, 20, 20), (5, 5)).shape
+        torch.Size([1, 64, 20, 20])
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if channels <= 0 or channels % _GROUPS:
+            raise ValueError(f"SDP needs channels divisible by {_GROUPS} (GroupNorm), got {channels}")
+        gn = dict(type="GN", num_groups=_GROUPS, requires_grad=True)
+        self.query_proj = ConvModule(channels, channels, 1, bias=False, norm_cfg=gn, order=("conv", "act", "norm"))
+        self.key_proj = ConvModule(channels, channels, 1, bias=False, norm_cfg=gn, order=("conv", "act", "norm"))
+        self.attention = BlockCrossAttention()
+
+    def forward(self, low: Tensor, high_up: Tensor, block_size: tuple[int, int]) -> Tensor:
+        """Fuse a lateral map with the (upsampled) level above.
+
+        Args:
+            low (Tensor): ``(N, C, H, W)`` current level C_i (after HFP when HFP is on).
+            high_up (Tensor): ``(N, C, H, W)`` level above, already upsampled to ``(H, W)``.
+            block_size (tuple[int, int]): Block side, the top lateral map's ``(H, W)``.
+
+        Returns:
+            Tensor: ``(N, C, H, W)`` = ``low + attention``.
+        """
+        q = self.query_proj(low)
+        k = self.key_proj(high_up)
+        return low + self.attention(q, k, k, block_size)
+
+    def extra_macs(self, shape: torch.Size | tuple[int, ...], block_size: tuple[int, int]) -> int:
+        """MACs a conv/linear hook counter misses: the attention matmuls."""
+        return BlockCrossAttention.macs(shape, block_size)
