@@ -100,6 +100,55 @@ def domain_errors() -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 
+@data_app.command(
+    "stats",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-data stats runs/demo/DOTAmini10\n\n"
+        "  hsfpn-data stats runs/demo/DOTAmini10 --out runs/demo/stats --data-card data_cards/DOTAmini10.md"
+    ),
+)
+def stats_command(
+    dataset_dir: Annotated[
+        Path, typer.Argument(help="Dataset root holding annotations/{split}.json (and build.json).")
+    ],
+    *,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Report folder. Defaults to DATASET_DIR/stats.")
+    ] = None,
+    data_card: Annotated[
+        Optional[Path],
+        typer.Option("--data-card", help="Also write the data card to this file (e.g. data_cards/DOTAmini10.md)."),
+    ] = None,
+) -> None:
+    """Statistics of a built dataset beside the paper's figures: tables, size figure and data card."""
+    from dotamini10.datacard import write_report_and_card
+    from dotamini10.paper import PAPER_IMAGES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
+
+    command = " ".join(
+        ["hsfpn-data stats", str(dataset_dir)]
+        + ([f"--out {out}"] if out is not None else [])
+        + ([f"--data-card {data_card}"] if data_card is not None else [])
+    )
+    with domain_errors():
+        run = write_report_and_card(dataset_dir, out_dir=out, data_card=data_card, generated_by=command)
+    for part in [*run.stats.splits.values(), run.stats.overall]:
+        below = ", ".join(
+            f"< {limit} px {100 * share:.1f}%"
+            for limit in (16, 32)
+            if (share := part.share_below(limit)) is not None
+        )
+        summary = f"{part.split}: {part.images:,} images, {part.total_instances:,} instances"
+        typer.echo(summary + (f"; {below}" if below else ""))
+    typer.echo(
+        f"paper: train {PAPER_IMAGES['train']:,} images / {PAPER_TOTAL_INSTANCES['train']:,} instances, "
+        f"val {PAPER_IMAGES['val']:,} / {PAPER_TOTAL_INSTANCES['val']:,}; "
+        f"< 16 px {100 * PAPER_SHARE_BELOW[16]:.1f}%, < 32 px {100 * PAPER_SHARE_BELOW[32]:.1f}%"
+    )
+    for path in [*run.report_files, *run.card_files]:
+        typer.echo(f"wrote {path}")
+
+
 # ---------------------------------------------------------------------------------------------
 # hsfpn-repro: neck tools, convert-checkpoint and table5 (issue 4)
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,412 @@
+"""The data card of a built DOTAmini10: provenance, recipe, statistics and how it differs from the paper.
+
+The card is Markdown generated from two things only: the dataset's ``build.json`` (written by the builder) and the
+statistics of :mod:`dotamini10.stats`. It is deterministic (no clock, no host names beyond what ``build.json``
+records), so a re-run over the same dataset gives the same bytes. :func:`write_report_and_card` is the library side
+of ``hsfpn-data stats``: it writes the statistics report and the card in one call.
+
+build.json keys read (all optional; a missing key is reported as "not recorded"): ``toolkit_version``, ``seed``,
+``options`` (every output-affecting option), ``runtime``, ``source`` (the DOTA root or the synthetic sample and the
+DOTA version), ``inputs`` and ``outputs`` (path -> sha256), ``counts`` (per split) and ``problems`` (count per
+reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DatasetError
+from .paper import PAPER_CITATION, PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
+from .stats import (
+    FIGURE_PNG,
+    SHARE_LIMITS,
+    DatasetStats,
+    SplitStats,
+    _write_atomic,
+    bucket_ranges,
+    compute_stats,
+    write_stats_report,
+)
+
+CARD_NAME = "DOTAmini10.md"
+# The rare classes the paper augments (appendix A.3).
+AUGMENTED_CLASSES: tuple[str, ...] = ("basketball-court", "baseball-diamond", "helicopter")
+
+
+@dataclass(frozen=True)
+class StatsRun:
+    """What :func:`write_report_and_card` produced.
+
+    Attributes:
+        stats: The statistics.
+        report_files: Files of the statistics report (JSON, CSV, figure).
+        card_files: The data card, in the report folder and, when asked, at the chosen path.
+    """
+
+    stats: DatasetStats
+    report_files: tuple[Path, ...]
+    card_files: tuple[Path, ...]
+
+
+def _int(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _ratio(ours: int, paper: int | None) -> str:
+    return "-" if not paper else f"{ours / paper:.3g}"
+
+
+def _value(value: Any) -> str:
+    """A build.json value as compact, stable text."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[Any]], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = [":---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def checksum_summary(files: Any) -> str:
+    """Summarise a ``{path: sha256}`` map as its file count and one digest over the sorted entries.
+
+    Args:
+        files: The map from ``build.json`` (``inputs`` or ``outputs``); anything else is "not recorded".
+
+    Returns:
+        E.g. ``"12 files, sha256 of the sorted list 3f2a...c9 (first 16 hex digits)"``.
+
+    Notes:
+        The digest is sha256 over the lines ``"{sha256}  {path}\\n"`` sorted by path (the ``sha256sum`` format),
+        so two builds with equal files give equal summaries.
+    """
+    if not isinstance(files, Mapping) or not files:
+        return "not recorded"
+    listing = "".join(f"{files[path]}  {path}\n" for path in sorted(files))
+    digest = hashlib.sha256(listing.encode("utf-8")).hexdigest()
+    return f"{len(files):,} files, sha256 of the sorted list `{digest[:16]}`"
+
+
+def _option(options: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in options:
+            return options[name]
+    return None
+
+
+def _is_synthetic(source: Any) -> bool:
+    if isinstance(source, str):
+        return source == "synthetic"
+    if isinstance(source, Mapping):
+        return any(v == "synthetic" for v in source.values()) or "synthetic" in source
+    return False
+
+
+def _provenance(stats: DatasetStats) -> list[str]:
+    build = stats.build
+    lines = ["## Provenance", ""]
+    if build is None:
+        return lines + [
+            f"`{stats.dataset_dir}` has no `build.json`, so its source, recipe and checksums are unknown; the",
+            "statistics below are computed from its COCO annotation files alone.",
+            "",
+        ]
+    source = build.get("source")
+    rows: list[list[Any]] = []
+    if isinstance(source, Mapping):
+        rows += [[f"source: {k}", _value(v)] for k, v in source.items()]
+    else:
+        rows.append(["source", _value(source) if source is not None else "not recorded"])
+    rows += [
+        ["toolkit version", _value(build.get("toolkit_version", "not recorded"))],
+        ["seed", _value(build.get("seed", "not recorded"))],
+        ["input checksums", checksum_summary(build.get("inputs"))],
+        ["output checksums", checksum_summary(build.get("outputs"))],
+    ]
+    runtime = build.get("runtime")
+    if isinstance(runtime, Mapping):
+        rows += [[f"runtime: {k}", _value(v)] for k, v in runtime.items()]
+    elif runtime is not None:
+        rows.append(["runtime", _value(runtime)])
+    lines += _table(["item", "value"], rows, "ll") + [""]
+    counts = build.get("counts")
+    if isinstance(counts, Mapping) and counts:
+        keys: list[str] = []
+        for value in counts.values():
+            if isinstance(value, Mapping):
+                keys += [k for k in value if k not in keys]
+        if keys:
+            lines += ["Build counts per split (from `build.json`):", ""]
+            rows = [[split, *[_value(v.get(k, "")) if isinstance(v, Mapping) else "" for k in keys]]
+                    for split, v in counts.items()]
+            lines += _table(["split", *keys], rows) + [""]
+        else:
+            lines += [f"Build counts: {_value(counts)}", ""]
+    problems = build.get("problems")
+    if isinstance(problems, Mapping):
+        if problems:
+            lines += ["Input problems found by the builder (details in `problems.jsonl`):", ""]
+            lines += _table(["reason", "count"], [[k, _value(v)] for k, v in problems.items()]) + [""]
+        else:
+            lines += ["The builder found no problem in the input data.", ""]
+    return lines
+
+
+def _recipe(stats: DatasetStats) -> list[str]:
+    lines = ["## Recipe options", ""]
+    options = (stats.build or {}).get("options")
+    if not isinstance(options, Mapping):
+        return lines + ["Not recorded (no `options` in `build.json`).", ""]
+    lines += ["Every output-affecting option of the build, as recorded in `build.json`:", ""]
+    return lines + _table(["option", "value"], [[f"`{k}`", _value(v)] for k, v in options.items()], "ll") + [""]
+
+
+def _paper_value(table: Mapping[str, Any], split: str, key: str | None = None) -> Any:
+    if split == "all":
+        if key is None:
+            return sum(table.values()) if table else None
+        return sum(table[s].get(key, 0) for s in table) if key in table.get("train", {}) else None
+    return table.get(split) if key is None else table.get(split, {}).get(key)
+
+
+def _table7(stats: DatasetStats) -> list[str]:
+    parts = list(stats.splits.values())
+    header = ["category"]
+    for part in parts:
+        header += [f"{part.split} (ours)", f"{part.split} (paper)", "ours/paper", f"{part.split} images"]
+    rows = []
+    for c in stats.classes:
+        row: list[Any] = [c]
+        for part in parts:
+            paper = PAPER_INSTANCES.get(part.split, {}).get(c)
+            row += [_int(part.instances[c]), _int(paper), _ratio(part.instances[c], paper),
+                    _int(part.images_per_class[c])]
+        rows.append(row)
+    total: list[Any] = ["**total**"]
+    image: list[Any] = ["**image**"]
+    for part in parts:
+        paper_total = PAPER_TOTAL_INSTANCES.get(part.split)
+        paper_images = PAPER_IMAGES.get(part.split)
+        total += [_int(part.total_instances), _int(paper_total), _ratio(part.total_instances, paper_total), ""]
+        image += [_int(part.images), _int(paper_images), _ratio(part.images, paper_images), ""]
+    lines = [
+        "### Instances per class (layout of the paper's Table 7)",
+        "",
+        f"Ours beside {PAPER_CITATION}. \"images\" counts the images holding the class.",
+        "",
+    ]
+    return lines + _table(header, rows + [total, image]) + [""]
+
+
+def _sizes(stats: DatasetStats, figure: str | None) -> list[str]:
+    ranges = bucket_ranges()
+    header = ["split", "instances", *[f"{name} ({span} px)" for name, span in ranges.items()],
+              *[f"< {limit} px" for limit in SHARE_LIMITS]]
+    rows = []
+    for part in [*stats.splits.values(), stats.overall]:
+        total = part.total_instances
+        rows.append([part.split, _int(total),
+                     *[f"{_int(part.buckets[n])} ({_pct(part.buckets[n] / total if total else None)})" for n in ranges],
+                     *[_pct(part.share_below(limit)) for limit in SHARE_LIMITS]])
+    rows.append(["paper", _int(sum(PAPER_TOTAL_INSTANCES.values())), *["-" for _ in ranges],
+                 *[_pct(PAPER_SHARE_BELOW[limit]) for limit in SHARE_LIMITS]])
+    lines = [
+        "### Object sizes (AI-TOD buckets)",
+        "",
+        "s = sqrt(`area`), the COCO `area` being w x h of the horizontal box. A boundary belongs to the lower",
+        "bucket (s = 8 is very tiny, s = 16 tiny, s = 32 small); the \"< 16 px\" and \"< 32 px\" shares are strict.",
+        "",
+    ]
+    lines += _table(header, rows) + [""]
+    if figure:
+        lines += [f"![Size distribution]({figure})", ""]
+    return lines
+
+
+def _other_counts(stats: DatasetStats) -> list[str]:
+    lines = ["### Other counts", ""]
+    rows = []
+    for part in [*stats.splits.values(), stats.overall]:
+        aug = sum(part.augmented_instances.values())
+        scales = list(part.scales)
+        scale_text = "not recorded" if not scales else (
+            f"{scales[0]:g}" if len(scales) == 1 else f"{scales[0]:g} to {scales[-1]:g} ({len(scales)} distinct)")
+        rows.append([part.split, _int(part.images), _int(part.empty_images), _int(part.augmented_images), _int(aug),
+                     _int(part.total_instances - aug), _int(part.truncated), _int(part.difficult), scale_text])
+    header = ["split", "images", "without objects", "augmented copies", "instances in copies",
+              "instances without copies", "truncated", "difficult", "scale factors"]
+    return lines + _table(header, rows) + [""]
+
+
+def _aug_share_text(part: SplitStats | None) -> str:
+    if part is None:
+        return ""
+    copies = sum(part.augmented_instances[c] for c in AUGMENTED_CLASSES if c in part.augmented_instances)
+    total = sum(part.instances[c] for c in AUGMENTED_CLASSES if c in part.instances)
+    if not total:
+        return ""
+    return (f" In our train split {copies:,} of the {total:,} instances of these three classes "
+            f"({_pct(copies / total)}) lie in augmented copies.")
+
+
+def _differences(stats: DatasetStats) -> list[str]:
+    build = stats.build or {}
+    options = build.get("options") if isinstance(build.get("options"), Mapping) else {}
+    source = build.get("source")
+    lines = ["## How this build differs from the paper's figures, and why", ""]
+    items: list[str] = []
+    if _is_synthetic(source):
+        items.append(
+            "**Source.** This dataset was built from the toolkit's embedded synthetic DOTA-format sample, not from "
+            "DOTA. Its counts are orders of magnitude below the paper's and its class mix and sizes are generated, "
+            "so the ratios ours/paper only show how far apart they are; none of them is a reproduction check."
+        )
+    elif build:
+        version = source.get("dota_version") if isinstance(source, Mapping) else None
+        items.append(
+            f"**DOTA version.** The paper does not say which DOTA release it used; this build read "
+            f"{'DOTA v' + str(version) if version else 'a DOTA release whose version is not recorded'}. "
+            "DOTA v1.5 re-annotates the v1.0 images with the very small instances (under about 10 px) that v1.0 "
+            "leaves out, so the share of tiny objects depends on the release."
+        )
+    else:
+        items.append("**Source.** Unknown: the dataset has no `build.json`.")
+    mode = _option(options, "scale_mode")
+    scales = _option(options, "scales", "scale_range")
+    items.append(
+        "**Scaling.** The paper scales images \"by a factor of 0.5 to 1.0\" but does not say whether each image "
+        "gets one random factor or every image is written at a fixed set of factors. "
+        + (f"This build used `scale_mode={_value(mode)}`" + (f" with `{_value(scales)}`" if scales is not None else "")
+           + ". " if mode is not None else "The scale mode of this build is not recorded. ")
+        + "A random factor makes the counts depend on the seed; a fixed set multiplies images and instances by "
+        "about the number of factors, and either choice moves objects between size buckets."
+    )
+    copies = _option(options, "aug_copies", "augment_copies", "copies", "k")
+    train = stats.splits.get("train")
+    ratios = {c: PAPER_INSTANCES["train"][c] / PAPER_INSTANCES["val"][c] for c in PAPER_INSTANCES["train"]}
+    others = [r for c, r in ratios.items() if c not in AUGMENTED_CLASSES]
+    items.append(
+        "**Augmentation.** The paper augments basketball-court, baseball-diamond and helicopter with HSV jitter "
+        "and flips, without saying how many copies it makes or whether Table 7 counts them. "
+        + (f"This build wrote {_value(copies)} extra copies per qualifying train window. " if copies is not None
+           else "The number of copies of this build is not recorded. ")
+        + "The paper's train/val instance ratios hint that its train counts include copies: "
+        + ", ".join(f"{c} {ratios[c]:.1f}" for c in AUGMENTED_CLASSES)
+        + f", against {min(others):.1f} to {max(others):.1f} for the other seven classes."
+        + _aug_share_text(train)
+        + " Our tables count copies as instances (the paper's likely convention); the \"Other counts\" table "
+        "gives the numbers without them."
+    )
+    problems = build.get("problems")
+    n_problems = sum(v for v in problems.values() if isinstance(v, int)) if isinstance(problems, Mapping) else None
+    items.append(
+        "**Cleaning.** The paper \"cleaned and organized the annotations\" without stating rules. This build "
+        "drops label lines that are malformed, name unknown classes or describe degenerate or self-intersecting "
+        "polygons, and reports each in `problems.jsonl`"
+        + (f" ({n_problems:,} problems here)" if n_problems is not None else "")
+        + "; difficult objects are kept with their flag in the COCO `difficult` field. A stricter or looser "
+        "cleaning changes every count."
+    )
+    iof = _option(options, "iof_threshold", "iof", "min_iof")
+    items.append(
+        "**Splitting.** 1,024 x 1,024 windows with stride 768 follow the paper. The paper does not say which split "
+        "tool it used: DOTA_devkit keeps an object whose area inside a window is at least 0.7 of its own and "
+        "clips it to the window, mmrotate keeps it unclipped. This build "
+        + (f"uses the threshold {_value(iof)} " if iof is not None else "uses the recorded threshold ")
+        + "and clips, so cut objects get smaller boxes and may fall into a smaller size bucket. Whether windows "
+        "without objects are kept changes the image counts, and the paper does not say."
+    )
+    items.append(
+        "**Size shares.** The paper's 17.3% (< 16 px) and 38.5% (< 32 px) do not say over which split or by which "
+        "size measure; we use AI-TOD's sqrt(w x h) of the horizontal box and give each split and all together."
+    )
+    return lines + [f"- {item}" for item in items] + [""]
+
+
+def render_data_card(stats: DatasetStats, *, figure: str | None = None, generated_by: str | None = None) -> str:
+    """The Markdown data card of a built dataset.
+
+    Args:
+        stats: Result of :func:`dotamini10.stats.compute_stats` (its ``build`` holds ``build.json``, if any).
+        figure: Link to the size-distribution figure, relative to the card; ``None`` leaves the figure out.
+        generated_by: The command that produced the card, shown at the top so the card can be regenerated.
+
+    Returns:
+        The card text (UTF-8, ending with a newline); equal statistics and arguments give equal text.
+    """
+    name = stats.dataset_dir.name or str(stats.dataset_dir)
+    lines = [
+        f"# Data card: {name}",
+        "",
+        "DOTAmini10 is the ten-class tiny-object subset of DOTA described in the HS-FPN paper (AAAI 2025, "
+        "appendix A.3): plane, small-vehicle, large-vehicle, ship, tennis-court, baseball-diamond, "
+        "swimming-pool, basketball-court, storage-tank and helicopter, scaled by 0.5 to 1.0, split into "
+        "1,024 x 1,024 windows with stride 768, with the three rarest classes augmented.",
+        "",
+    ]
+    if generated_by:
+        lines += [f"Generated by `{generated_by}` from `{stats.dataset_dir}`.", ""]
+    lines += _provenance(stats)
+    lines += _recipe(stats)
+    lines += ["## Statistics", "", f"Read from {', '.join(f'`{f}`' for f in stats.annotation_files)}.", ""]
+    lines += _table7(stats)
+    lines += _sizes(stats, figure)
+    lines += _other_counts(stats)
+    lines += _differences(stats)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def write_report_and_card(
+    dataset_dir: Path,
+    *,
+    out_dir: Path | None = None,
+    data_card: Path | None = None,
+    generated_by: str | None = None,
+) -> StatsRun:
+    """Compute the statistics of a dataset, write the report and the data card.
+
+    Args:
+        dataset_dir: Dataset root with ``annotations/{split}.json`` (and ideally ``build.json``).
+        out_dir: Report folder. Defaults to ``<dataset>/stats``.
+        data_card: A second place to write the card (e.g. ``data_cards/DOTAmini10.md``); its figure link is
+            relative to that place. Defaults to ``None`` (the card goes only into the report folder).
+        generated_by: Command line recorded in the card.
+
+    Returns:
+        The statistics and the files written.
+
+    Raises:
+        DatasetError: On missing or malformed dataset files (see :func:`dotamini10.stats.compute_stats`), or when
+            ``data_card`` is an existing folder.
+    """
+    stats = compute_stats(dataset_dir)
+    out_dir = Path(out_dir) if out_dir is not None else stats.dataset_dir / "stats"
+    report = write_stats_report(stats, out_dir)
+    cards = [out_dir / CARD_NAME]
+    _write_atomic(cards[0], render_data_card(stats, figure=FIGURE_PNG, generated_by=generated_by).encode("utf-8"))
+    if data_card is not None:
+        data_card = Path(data_card)
+        if data_card.is_dir():
+            raise DatasetError(f"{data_card}: --data-card must be a file path, not a folder")
+        figure = Path(os.path.relpath(out_dir / FIGURE_PNG, data_card.parent)).as_posix()
+        _write_atomic(data_card, render_data_card(stats, figure=figure, generated_by=generated_by).encode("utf-8"))
+        cards.append(data_card)
+    return StatsRun(stats=stats, report_files=tuple(report), card_files=tuple(cards))
