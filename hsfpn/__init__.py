@@ -9,3 +9,4 @@ __version__ = "0.1.0"
 # Registered components (each import registers its classes with MMDetection / MMEngine).
 from . import assigners  # noqa: F401
 from .neck import HSFPN  # noqa: F401
+from .metric import AITODMetric  # noqa: F401

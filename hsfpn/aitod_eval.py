@@ -340,6 +340,34 @@ class GroundTruth:
             iscrowd=iscrowd,
         )
 
+    def select_categories(self, cat_ids: Sequence[int]) -> GroundTruth:
+        """The ground truth restricted to some categories (their annotations only; every image kept).
+
+        Args:
+            cat_ids: Category ids to keep; each must be a category of this ground truth.
+
+        Returns:
+            A new :class:`GroundTruth`.
+        """
+        wanted = np.unique(np.asarray(list(cat_ids), dtype=np.int64))
+        pos = _index_of(wanted, self.cat_ids, "cat_ids", "entry", "category id", "listed category")
+        if len(pos) == len(self.cat_ids):
+            return self
+        remap = np.full(len(self.cat_ids), -1, dtype=np.int64)
+        remap[pos] = np.arange(len(pos))
+        keep = remap[self.category] >= 0
+        return GroundTruth(
+            img_ids=self.img_ids,
+            cat_ids=self.cat_ids[pos],
+            cat_names=tuple(self.cat_names[i] for i in pos),
+            ann_ids=self.ann_ids[keep],
+            image=self.image[keep],
+            category=remap[self.category[keep]],
+            boxes=self.boxes[keep],
+            areas=self.areas[keep],
+            iscrowd=self.iscrowd[keep],
+        )
+
     def to_coco(self) -> dict:
         """The ground truth as a COCO dict (for pycocotools and for writing files)."""
         return {
@@ -903,19 +931,24 @@ class AITODEval:
 # ---------------------------------------------------------------------------------------------
 
 
-def write_report(report: dict[str, Any], path: Path) -> None:
-    """Write a report as indented JSON, atomically (temporary file in the same folder, then rename)."""
+def write_json(obj: Any, path: Path, *, indent: int | None = None) -> None:
+    """Write JSON atomically (temporary file in the same folder, then rename), so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+            json.dump(obj, f, indent=indent)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write a report as indented JSON, atomically."""
+    write_json(report, path, indent=2)
 
 
 def evaluate_files(
