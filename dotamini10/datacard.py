@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import DatasetError
 from .paper import PAPER_CITATION, PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
+from .problems import REASONS
 from .stats import (
     FIGURE_PNG,
     SHARE_LIMITS,
@@ -147,19 +148,7 @@ def _provenance(stats: DatasetStats) -> list[str]:
     elif runtime is not None:
         rows.append(["runtime", _value(runtime)])
     lines += _table(["item", "value"], rows, "ll") + [""]
-    counts = build.get("counts")
-    if isinstance(counts, Mapping) and counts:
-        keys: list[str] = []
-        for value in counts.values():
-            if isinstance(value, Mapping):
-                keys += [k for k in value if k not in keys]
-        if keys:
-            lines += ["Build counts per split (from `build.json`):", ""]
-            rows = [[split, *[_value(v.get(k, "")) if isinstance(v, Mapping) else "" for k in keys]]
-                    for split, v in counts.items()]
-            lines += _table(["split", *keys], rows) + [""]
-        else:
-            lines += [f"Build counts: {_value(counts)}", ""]
+    lines += _build_counts(stats, build.get("counts"))
     problems = build.get("problems")
     if isinstance(problems, Mapping):
         if problems:
@@ -167,6 +156,46 @@ def _provenance(stats: DatasetStats) -> list[str]:
             lines += _table(["reason", "count"], [[k, _value(v)] for k, v in problems.items()]) + [""]
         else:
             lines += ["The builder found no problem in the input data.", ""]
+    return lines
+
+
+def _build_counts(stats: DatasetStats, counts: Any) -> list[str]:
+    """build.json's per-split counts: one table of the plain numbers, one per nested breakdown, and a check of
+    the per-class counts against the annotation files."""
+    if not isinstance(counts, Mapping) or not counts:
+        return []
+    splits = {k: v for k, v in counts.items() if isinstance(v, Mapping)}
+    if not splits:
+        return [f"Build counts: {_value(counts)}", ""]
+    plain: list[str] = []
+    nested: list[str] = []
+    for value in splits.values():
+        for key, item in value.items():
+            target = nested if isinstance(item, Mapping) else plain
+            if key not in target:
+                target.append(key)
+    lines = ["Build counts per split (from `build.json`):", ""]
+    if plain:
+        rows = [[split, *[_value(v.get(k, "")) for k in plain]] for split, v in splits.items()]
+        lines += _table(["split", *plain], rows) + [""]
+    for key in nested:
+        if key == "instances_per_class":
+            mismatches = [
+                f"{split}/{name}: build.json {count}, annotations {stats.splits[split].instances.get(name)}"
+                for split, v in splits.items() if split in stats.splits and isinstance(v.get(key), Mapping)
+                for name, count in v[key].items() if stats.splits[split].instances.get(name) != count
+            ]
+            lines += [("Cross-check: build.json's per-class instance counts agree with the annotation files."
+                       if not mismatches else
+                       "Cross-check FAILED, build.json and the annotation files disagree: " + "; ".join(mismatches)), ""]
+            continue
+        columns: list[str] = []
+        for v in splits.values():
+            if isinstance(v.get(key), Mapping):
+                columns += [c for c in v[key] if c not in columns]
+        rows = [[split, *[_value(v.get(key, {}).get(c, "")) if isinstance(v.get(key), Mapping) else ""
+                          for c in columns]] for split, v in splits.items()]
+        lines += [f"`{key}`:", ""] + _table(["split", *columns], rows) + [""]
     return lines
 
 
@@ -290,7 +319,7 @@ def _differences(stats: DatasetStats) -> list[str]:
     else:
         items.append("**Source.** Unknown: the dataset has no `build.json`.")
     mode = _option(options, "scale_mode")
-    scales = _option(options, "scales", "scale_range")
+    scales = _option(options, "scale_range") if mode == "random" else _option(options, "scales")
     items.append(
         "**Scaling.** The paper scales images \"by a factor of 0.5 to 1.0\" but does not say whether each image "
         "gets one random factor or every image is written at a fixed set of factors. "
@@ -306,8 +335,8 @@ def _differences(stats: DatasetStats) -> list[str]:
     items.append(
         "**Augmentation.** The paper augments basketball-court, baseball-diamond and helicopter with HSV jitter "
         "and flips, without saying how many copies it makes or whether Table 7 counts them. "
-        + (f"This build wrote {_value(copies)} extra copies per qualifying train window. " if copies is not None
-           else "The number of copies of this build is not recorded. ")
+        + (f"This build wrote {_value(copies)} extra cop{'y' if copies == 1 else 'ies'} of every train window "
+           "holding one of them. " if copies is not None else "The number of copies of this build is not recorded. ")
         + "The paper's train/val instance ratios hint that its train counts include copies: "
         + ", ".join(f"{c} {ratios[c]:.1f}" for c in AUGMENTED_CLASSES)
         + f", against {min(others):.1f} to {max(others):.1f} for the other seven classes."
@@ -319,11 +348,13 @@ def _differences(stats: DatasetStats) -> list[str]:
     n_problems = sum(v for v in problems.values() if isinstance(v, int)) if isinstance(problems, Mapping) else None
     items.append(
         "**Cleaning.** The paper \"cleaned and organized the annotations\" without stating rules. This build "
-        "drops label lines that are malformed, name unknown classes or describe degenerate or self-intersecting "
-        "polygons, and reports each in `problems.jsonl`"
-        + (f" ({n_problems:,} problems here)" if n_problems is not None else "")
-        + "; difficult objects are kept with their flag in the COCO `difficult` field. A stricter or looser "
-        "cleaning changes every count."
+        "checks every label line and image and reports each problem in `problems.jsonl` ("
+        + ", ".join(f"`{reason}`" for reason in REASONS)
+        + ")"
+        + (f"; {n_problems:,} problems here" if n_problems is not None else "")
+        + ". Malformed, unknown-class and degenerate objects are dropped (fate `invalid` in `manifest.jsonl`), "
+        "objects reaching outside the image are clipped to it, and difficult objects are kept with their flag in "
+        "the COCO `difficult` field. A stricter or looser cleaning changes every count."
     )
     iof = _option(options, "iof_threshold", "iof", "min_iof")
     items.append(
@@ -332,7 +363,9 @@ def _differences(stats: DatasetStats) -> list[str]:
         "clips it to the window, mmrotate keeps it unclipped. This build "
         + (f"uses the threshold {_value(iof)} " if iof is not None else "uses the recorded threshold ")
         + "and clips, so cut objects get smaller boxes and may fall into a smaller size bucket. Whether windows "
-        "without objects are kept changes the image counts, and the paper does not say."
+        "without objects are kept changes the image counts, and the paper does not say"
+        + (f"; this build {'drops' if drop_empty else 'keeps'} empty train windows (val keeps all)."
+           if (drop_empty := _option(options, "drop_empty_train")) is not None else ".")
     )
     items.append(
         "**Size shares.** The paper's 17.3% (< 16 px) and 38.5% (< 32 px) do not say over which split or by which "

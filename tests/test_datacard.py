@@ -24,7 +24,11 @@ BUILD = {
     "source": {"kind": "synthetic", "seed": 5, "dota_version": "1.0"},
     "inputs": {"train/labelTxt/S0000.txt": "aa", "train/images/S0000.png": "bb"},
     "outputs": {"annotations/train.json": "cc"},
-    "counts": {"train": {"images": 3, "objects": 4}, "val": {"images": 1, "objects": 1}},
+    "counts": {
+        "train": {"images": 3, "objects": 4, "source_objects": {"total": 6, "kept": 3, "filtered": 3},
+                  "instances_per_class": {"plane": 1, "small-vehicle": 1, "helicopter": 2}},
+        "val": {"images": 1, "objects": 1, "source_objects": {"total": 1, "kept": 1, "filtered": 0}},
+    },
     "problems": {"outside_image": 2},
 }
 
@@ -87,19 +91,28 @@ def test_card_with_build_json(tmp_path):
     assert "| toolkit version | 0.1.0 |" in card and "| seed | 5 |" in card
     assert f"| input checksums | {checksum_summary(BUILD['inputs'])} |" in card
     assert "| runtime: opencv | 5.0.0 |" in card
-    assert "| train | 3 | 4 |" in card  # build counts per split
+    assert "| train | 3 | 4 |" in card  # build counts per split: plain numbers, then each breakdown
+    assert "| split | total | kept | filtered |" in card and "| val | 1 | 1 | 0 |" in card
+    assert "Cross-check: build.json's per-class instance counts agree with the annotation files." in card
     assert "| outside_image | 2 |" in card
     for option, value in (("scale_mode", "random"), ("scale_range", "[0.5, 1.0]"), ("iof_threshold", "0.7"),
                           ("aug_copies", "2")):
         assert f"| `{option}` | {value} |" in card
     assert "embedded synthetic DOTA-format sample" in card
     assert "`scale_mode=random` with `[0.5, 1.0]`" in card
-    assert "This build wrote 2 extra copies" in card
+    assert "This build wrote 2 extra copies of every train window holding one of them." in card
     # The paper's train/val ratios: helicopter 5,967/218 = 27.4; others 3.2 (large-vehicle... ) to 6.7.
     assert "helicopter 27.4" in card
     assert "1 of the 2 instances of these three classes (50.0%) lie in augmented copies" in card
-    assert "(2 problems here)" in card and "uses the threshold 0.7" in card
+    assert "; 2 problems here." in card and "`self_intersecting`" in card and "uses the threshold 0.7" in card
     assert "![Size distribution](stats/size_distribution.png)" in card
+
+
+def test_card_reports_count_mismatch(tmp_path):
+    counts = {"train": {"instances_per_class": {"plane": 7, "helicopter": 2}}}
+    card = render_data_card(compute_stats(_dataset(tmp_path / "ds", build={**BUILD, "counts": counts})))
+    assert "Cross-check FAILED, build.json and the annotation files disagree: train/plane: build.json 7, " \
+           "annotations 1" in card
 
 
 def test_card_for_a_dota_build_names_the_version(tmp_path):
