@@ -73,10 +73,11 @@ if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   rm -rf "$WHEEL_DIR"
   mv "$tmp" "$WHEEL_DIR"   # atomic on one filesystem: the cache holds a whole wheel or none
   trap - EXIT
-  step restore-setuptools "${PIP[@]}" install "setuptools>=77.0.3"
 else
   say "mmcv: reusing cached wheel $(ls "$WHEEL_DIR"/mmcv-*.whl)"
 fi
+# Also after an interrupted build, which may have left the old setuptools in place.
+step runtime-setuptools "${PIP[@]}" install "setuptools>=77.0.3"
 step mmcv-install "${PIP[@]}" install "$WHEEL_DIR"/mmcv-*.whl -r "$PINS_FILE"
 step project "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
 step check "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmengine, torch_dct, cv2, shapely, typer, pandas; from mmcv.ops import nms"
