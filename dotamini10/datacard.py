@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .classes import AUGMENT_CLASSES
 from .errors import DatasetError
 from .paper import PAPER_CITATION, PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
 from .problems import REASONS
+from .write import atomic_write_bytes
 from .stats import (
     FIGURE_PNG,
     SHARE_LIMITS,
     DatasetStats,
     SplitStats,
-    _write_atomic,
     bucket_ranges,
     compute_stats,
     write_stats_report,
@@ -37,7 +38,7 @@ from .stats import (
 
 CARD_NAME = "DOTAmini10.md"
 # The rare classes the paper augments (appendix A.3).
-AUGMENTED_CLASSES: tuple[str, ...] = ("basketball-court", "baseball-diamond", "helicopter")
+AUGMENTED_CLASSES: tuple[str, ...] = AUGMENT_CLASSES
 
 
 @dataclass(frozen=True)
@@ -434,12 +435,13 @@ def write_report_and_card(
     out_dir = Path(out_dir) if out_dir is not None else stats.dataset_dir / "stats"
     report = write_stats_report(stats, out_dir)
     cards = [out_dir / CARD_NAME]
-    _write_atomic(cards[0], render_data_card(stats, figure=FIGURE_PNG, generated_by=generated_by).encode("utf-8"))
+    atomic_write_bytes(cards[0], render_data_card(stats, figure=FIGURE_PNG, generated_by=generated_by).encode())
     if data_card is not None:
         data_card = Path(data_card)
         if data_card.is_dir():
             raise DatasetError(f"{data_card}: --data-card must be a file path, not a folder")
         figure = Path(os.path.relpath(out_dir / FIGURE_PNG, data_card.parent)).as_posix()
-        _write_atomic(data_card, render_data_card(stats, figure=figure, generated_by=generated_by).encode("utf-8"))
+        data_card.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(data_card, render_data_card(stats, figure=figure, generated_by=generated_by).encode())
         cards.append(data_card)
     return StatsRun(stats=stats, report_files=tuple(report), card_files=tuple(cards))

@@ -26,8 +26,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Any
 
 from .errors import DatasetError
 from .paper import PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
+from .write import atomic_write_bytes
 
 # (name, upper limit of s = sqrt(area) in px, inclusive); the last bucket has no upper limit.
 SIZE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -467,16 +466,9 @@ def table7_rows(stats: DatasetStats) -> list[list[Any]]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
+    """Write bytes atomically (temporary file + rename), creating the folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def render_size_figure(stats: DatasetStats) -> bytes:

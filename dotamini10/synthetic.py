@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,26 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .classes import DOTA_V1_0_CLASSES
+from .write import atomic_write_bytes
+
 logger = logging.getLogger(__name__)
 
 # DOTA v1.0's fifteen categories, with the exact spellings of the label files.
-DOTA_V1_CLASSES: tuple[str, ...] = (
-    "plane",
-    "baseball-diamond",
-    "bridge",
-    "ground-track-field",
-    "small-vehicle",
-    "large-vehicle",
-    "ship",
-    "tennis-court",
-    "basketball-court",
-    "storage-tank",
-    "soccer-ball-field",
-    "roundabout",
-    "harbor",
-    "swimming-pool",
-    "helicopter",
-)
+DOTA_V1_CLASSES: tuple[str, ...] = DOTA_V1_0_CLASSES
 
 
 @dataclass(frozen=True)
@@ -422,18 +407,6 @@ def format_label_file(objects: Sequence[SyntheticObject], *, source: str, gsd: f
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def generate_synthetic_dota(
     out_dir: Path, *, seed: int = 0, scenes: Sequence[SceneSpec] = DEFAULT_SCENES, png_compression: int = 1
 ) -> Path:
@@ -469,8 +442,8 @@ def generate_synthetic_dota(
         ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, png_compression])
         if not ok:  # only on an OpenCV build without PNG support
             raise RuntimeError("cv2.imencode could not encode PNG")
-        _write_atomic(images_dir / f"{spec.name}.png", png.tobytes())
+        atomic_write_bytes(images_dir / f"{spec.name}.png", png.tobytes())
         label = format_label_file(objects, source=spec.source, gsd=spec.gsd)
-        _write_atomic(labels_dir / f"{spec.name}.txt", label.encode("utf-8"))
+        atomic_write_bytes(labels_dir / f"{spec.name}.txt", label.encode("utf-8"))
         logger.debug("synthetic scene %s: %dx%d, %d objects", spec.name, spec.width, spec.height, len(objects))
     return out_dir
