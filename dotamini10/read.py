@@ -96,8 +96,11 @@ def parse_label_text(text: str, *, file: str, path: Path | None = None) -> Label
             continue
         tokens = line.split()
         reason, detail, coords, category, difficult = None, "", [float("nan")] * 8, "", 0
-        if len(tokens) not in (9, 10):
-            reason, detail = "token_count", f"{len(tokens)} tokens, expected 9 or 10"
+        # The category sits at index 8 and is not a number; anything else means coordinates are missing
+        # or extra, whatever the total.
+        if len(tokens) not in (9, 10) or _is_finite_number(tokens[8]):
+            reason = "token_count"
+            detail = f"{len(tokens)} tokens, expected 8 coordinates, a category and an optional difficult flag"
         else:
             try:
                 coords = [float(t) for t in tokens[:8]]
@@ -128,7 +131,8 @@ def parse_label_text(text: str, *, file: str, path: Path | None = None) -> Label
         parsed = np.array([r is None for r in reasons])
         if parsed.any():
             polys = shapely.polygons(result.coords[parsed])
-            areas = np.abs(polygon_areas(result.coords[parsed]))
+            # Hull area, not polygon area: a bow tie's signed halves cancel to zero, yet it is not degenerate.
+            areas = shapely.area(shapely.convex_hull(polys))
             valid = shapely.is_valid(polys)
             for idx, area, ok in zip(np.flatnonzero(parsed), areas, valid, strict=True):
                 number = int(result.lines[idx])
@@ -247,7 +251,7 @@ def probe_image(path: Path) -> ImageInfo:
     try:
         size = path.stat().st_size
         with path.open("rb") as f:
-            head = f.read(32)
+            head = f.read(64)
             if head.startswith(b"\x89PNG\r\n\x1a\n"):
                 return _probe_png(f, size)
             if head.startswith(b"\xff\xd8"):

@@ -1,0 +1,73 @@
+"""Tests of dotamini10.write: atomic writes, lossless PNG, DOTA text, deterministic JSON."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+
+from dotamini10.write import (
+    atomic_write_bytes,
+    coco_document,
+    dota_lines,
+    encode_png,
+    format_number,
+    json_text,
+    jsonl_text,
+    remove_temporaries,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
+
+
+def test_atomic_write_leaves_only_the_target(tmp_path):
+    target = tmp_path / "a.bin"
+    atomic_write_bytes(target, b"first")
+    atomic_write_bytes(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_remove_temporaries_deletes_leftovers_of_killed_writers(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".x.png.123.tmp").write_bytes(b"half")
+    (tmp_path / "sub" / "x.png").write_bytes(b"whole")
+    assert remove_temporaries(tmp_path) == 1
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.png"]
+
+
+def test_png_is_lossless_and_matches_opencv_defaults():
+    image = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    data = encode_png(image)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(decoded, image)
+    assert data == cv2.imencode(".png", image)[1].tobytes()  # level 1 equals OpenCV's default output
+    assert np.array_equal(cv2.imdecode(np.frombuffer(encode_png(image, compression=9), np.uint8), 1), image)
+
+
+def test_numbers_and_dota_lines():
+    assert [format_number(v) for v in (12.0, 12.5, 12.345, -0.001, 1e-9, 3.999)] == ["12", "12.5", "12.35", "0", "0", "4"]
+    quads = [np.array([[1, 2], [3.5, 2], [3.5, 4.25], [1, 4.25]])]
+    assert dota_lines(quads, ["plane"], [1]) == "1 2 3.5 2 3.5 4.25 1 4.25 plane 1\n"
+    assert dota_lines([], [], []) == ""
+
+
+def test_json_is_deterministic_and_round_trips(tmp_path):
+    doc = {"b": [1, 2.5], "a": "é"}
+    assert json_text(doc) == '{"b":[1,2.5],"a":"é"}\n'
+    assert jsonl_text([{"x": 1}, {"x": 2}]) == '{"x":1}\n{"x":2}\n'
+    write_json(tmp_path / "d.json", doc, indent=1)
+    assert json.loads((tmp_path / "d.json").read_text(encoding="utf-8")) == doc
+
+
+def test_checksums_and_coco_categories(tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    expected = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert sha256_bytes(b"abc") == sha256_file(tmp_path / "f") == expected
+    doc = coco_document(("plane", "ship"), [], [])
+    assert doc["categories"] == [
+        {"id": 1, "name": "plane", "supercategory": "dota"},
+        {"id": 2, "name": "ship", "supercategory": "dota"},
+    ]
