@@ -75,6 +75,13 @@ def _value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def _count(value: Any) -> str:
+    """A count with thousands separators; other values as :func:`_value` writes them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return _value(value)
+
+
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -154,7 +161,7 @@ def _provenance(stats: DatasetStats) -> list[str]:
     if isinstance(problems, Mapping):
         if problems:
             lines += ["Input problems found by the builder (details in `problems.jsonl`):", ""]
-            lines += _table(["reason", "count"], [[k, _value(v)] for k, v in problems.items()]) + [""]
+            lines += _table(["reason", "count"], [[k, _count(v)] for k, v in problems.items()]) + [""]
         else:
             lines += ["The builder found no problem in the input data.", ""]
     return lines
@@ -177,7 +184,7 @@ def _build_counts(stats: DatasetStats, counts: Any) -> list[str]:
                 target.append(key)
     lines = ["Build counts per split (from `build.json`):", ""]
     if plain:
-        rows = [[split, *[_value(v.get(k, "")) for k in plain]] for split, v in splits.items()]
+        rows = [[split, *[_count(v.get(k, "")) for k in plain]] for split, v in splits.items()]
         lines += _table(["split", *plain], rows) + [""]
     for key in nested:
         if key == "instances_per_class":
@@ -194,7 +201,7 @@ def _build_counts(stats: DatasetStats, counts: Any) -> list[str]:
         for v in splits.values():
             if isinstance(v.get(key), Mapping):
                 columns += [c for c in v[key] if c not in columns]
-        rows = [[split, *[_value(v.get(key, {}).get(c, "")) if isinstance(v.get(key), Mapping) else ""
+        rows = [[split, *[_count(v.get(key, {}).get(c, "")) if isinstance(v.get(key), Mapping) else ""
                           for c in columns]] for split, v in splits.items()]
         lines += [f"`{key}`:", ""] + _table(["split", *columns], rows) + [""]
     return lines
