@@ -319,10 +319,12 @@ def _differences(stats: DatasetStats) -> list[str]:
     elif build:
         version = source.get("dota_version") if isinstance(source, Mapping) else None
         items.append(
-            f"**DOTA version.** The paper does not say which DOTA release it used; this build read "
-            f"{'DOTA v' + str(version) if version else 'a DOTA release whose version is not recorded'}. "
-            "DOTA v1.5 re-annotates the v1.0 images with the very small instances (under about 10 px) that v1.0 "
-            "leaves out, so the share of tiny objects depends on the release."
+            "**DOTA version.** The paper does not say which DOTA release it used; "
+            + (f"the builder recorded DOTA v{version} for this one, judged from the class names in its labels "
+               "(v1.5 adds only container-crane to v1.0's classes, so a v1.5 release without that class reads "
+               "as v1.0). " if version else "the release of this build is not recorded. ")
+            + "DOTA v1.5 re-annotates the v1.0 images with the very small instances (under about 10 px) that "
+            "v1.0 leaves out, so the share of tiny objects depends on the release."
         )
     else:
         items.append("**Source.** Unknown: the dataset has no `build.json`.")

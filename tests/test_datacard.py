@@ -118,7 +118,7 @@ def test_card_reports_count_mismatch(tmp_path):
 def test_card_for_a_dota_build_names_the_version(tmp_path):
     build = {**BUILD, "source": {"dota_root": "/data/DOTA", "dota_version": "1.5"}}
     card = render_data_card(compute_stats(_dataset(tmp_path / "ds", build=build)))
-    assert "this build read DOTA v1.5" in card and "synthetic" not in card.split("## How")[1]
+    assert "the builder recorded DOTA v1.5 for this one" in card and "synthetic" not in card.split("## How")[1]
 
 
 def test_write_report_and_card(tmp_path):
