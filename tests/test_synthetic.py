@@ -20,6 +20,7 @@ from dotamini10.synthetic import (
     format_label_file,
     generate_synthetic_dota,
     make_scene,
+    place_objects,
     render_background,
     rotated_rectangle,
     sample_power_law,
@@ -80,6 +81,28 @@ def test_power_law_stays_in_range(low, span, alpha, seed):
     values = sample_power_law(np.random.default_rng(seed), low, low + span, alpha, 64)
     assert values.shape == (64,)
     assert np.all(values >= low * (1 - 1e-12)) and np.all(values <= (low + span) * (1 + 1e-12))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    width=st.integers(200, 1600),
+    height=st.integers(200, 1600),
+    n_objects=st.integers(1, 60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_placed_objects_fit_and_do_not_overlap(width, height, n_objects, seed):
+    objects = place_objects(width, height, n_objects, np.random.default_rng(seed))
+    assert len(objects) <= max(n_objects, len(DOTA_V1_CLASSES))
+    boxes = []
+    for obj in objects:
+        corners = np.array(obj.polygon).reshape(4, 2)
+        (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+        assert x0 >= 0 and y0 >= 0 and x1 <= width - 1 and y1 <= height - 1
+        boxes.append((x0, y0, x1, y1))
+    # Placement reserves each object's horizontal box, so no two boxes overlap.
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
 
 
 def test_power_law_matches_its_cdf():
