@@ -182,7 +182,7 @@ def window_borders(size: int, *, crop_size: int = 1024, stride: int = 768) -> li
     if size <= crop_size:
         return []
     starts = list(range(0, size - crop_size, stride)) + [size - crop_size]
-    lines = {s for s in starts} | {s + crop_size for s in starts}
+    lines = set(starts) | {s + crop_size for s in starts}
     return sorted(v for v in lines if 0 < v < size)
 
 
@@ -259,6 +259,11 @@ def place_objects(
 
     Returns:
         The placed objects, largest first, each inside [1, width - 2] x [1, height - 2].
+
+    Notes:
+        The targeted borders are those of the unscaled scene, i.e. of a build at scale 1.0 (``--scale-mode
+        fixed --scales 1.0``). Rescaled builds move the windows; there, objects cross window borders by chance,
+        as in real DOTA scenes (hundreds of objects per scene make that common).
     """
     borders = (window_borders(width, crop_size=crop_size, stride=stride),
                window_borders(height, crop_size=crop_size, stride=stride))
