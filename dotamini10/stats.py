@@ -132,7 +132,7 @@ def size_bucket(area: float) -> str:
     for name, limit in SIZE_BUCKETS:
         if area <= limit * limit:
             return name
-    raise AssertionError("unreachable: the last bucket has no limit")
+    raise ValueError(f"area must be a number >= 0, got {area!r}")  # only NaN gets here
 
 
 def bucket_ranges() -> dict[str, str]:

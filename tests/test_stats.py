@@ -85,6 +85,8 @@ def test_size_bucket_boundaries_exact():
     assert size_bucket(1024) == "small"  # s = 32 exactly
     assert size_bucket(1024.0001) == "medium"
     assert size_bucket(1e10) == "medium"
+    with pytest.raises(ValueError, match="area must be a number"):
+        size_bucket(float("nan"))
 
 
 @settings(max_examples=200, deadline=None)
