@@ -12,10 +12,12 @@ Where NWD is used, and why:
   ranking (each object takes its k best anchors) gives every object, whatever its size, the same number
   of positives.
 * **R-CNN stages keep IoU** (mmdet's ``MaxIoUAssigner`` with its default ``BboxOverlaps2D``) in those
-  released configs: the proposals are already regressed onto the objects, so IoU thresholds of
-  0.5/0.6/0.7 find positives for tiny objects too, and the stages are what the IoU-based AP rewards.
-  The earlier NWD variant that also matched R-CNN proposals by NWD (``MaxIoUAssigner`` with
-  ``iou_calculator=dict(type='NWDOverlaps')``) is supported and available through
+  released configs. The reason: the anchor-sampling problem NWD solves is the RPN's, where fixed anchors
+  meet objects of a few pixels; the R-CNN stages see up to 3,000 proposals already regressed onto the
+  objects, so their IoU thresholds (0.5 / 0.6 / 0.7) still find positives for tiny objects, and they keep
+  the IoU quality ordering that the cascade and the IoU-based AP are built on. The earlier NWD variant
+  that matches R-CNN proposals by NWD too (``MaxIoUAssigner`` with ``iou_calculator=dict(type=
+  'NWDOverlaps')``, same thresholds) is supported and available through
   :func:`hsfpn.assigners.presets.label_assignment_overrides` with ``rcnn_metric='nwd'``; it is not the
   default because the authors' final configs do not use it.
 
