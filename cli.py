@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -81,16 +82,27 @@ def _repro_root(version: VersionOption = None) -> None:
     """Reproduce the HS-FPN paper: neck tools, AI-TOD evaluation and the paper's tables."""
 
 
+# (module, class) of each package's domain-error base.
+_DOMAIN_ERRORS = (
+    ("dotamini10.errors", "DatasetError"),
+    ("hsfpn.errors", "HSFPNError"),
+    ("pipelines.errors", "PipelineError"),
+)
+
+
 @contextlib.contextmanager
 def domain_errors() -> Iterator[None]:
     """Turn the libraries' expected failures into one line on stderr and exit code 1 (no traceback)."""
-    from dotamini10.errors import DatasetError
-    from hsfpn.errors import HSFPNError
-    from pipelines.errors import PipelineError
-
     try:
         yield
-    except (DatasetError, HSFPNError, PipelineError) as exc:
+    except Exception as exc:
+        # An error of a package's base class means that package is already imported: look the bases up in
+        # sys.modules rather than importing them (importing hsfpn loads torch and mmdet, seconds per command).
+        bases = tuple(
+            getattr(sys.modules[module], name) for module, name in _DOMAIN_ERRORS if module in sys.modules
+        )
+        if not isinstance(exc, bases):
+            raise
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
 
@@ -318,7 +330,6 @@ def repro_main() -> None:
 
 
 if __name__ == "__main__":  # python cli.py data|repro ...
-    import sys
 
     app = {"data": data_main, "repro": repro_main}.get(sys.argv[1] if len(sys.argv) > 1 else "")
     if app is None:
