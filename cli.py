@@ -330,7 +330,6 @@ def repro_main() -> None:
 
 
 if __name__ == "__main__":  # python cli.py data|repro ...
-
     app = {"data": data_main, "repro": repro_main}.get(sys.argv[1] if len(sys.argv) > 1 else "")
     if app is None:
         sys.exit("usage: python cli.py {data|repro} [ARGS]...")
