@@ -168,6 +168,20 @@ def neck_config(variant: str, channel_fusion: str = "concat") -> dict[str, Any]:
     return dict(type="HSFPN", **base, **switches, channel_fusion=channel_fusion)
 
 
+def build_detector(model: dict[str, Any]):
+    """``MODELS.build`` in MMDetection's scope (its data preprocessor is registered there), HSFPN registered."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import ConfigDict
+    from mmengine.registry import DefaultScope
+
+    import hsfpn  # noqa: F401  (registers HSFPN)
+
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        return MODELS.build(ConfigDict(model))  # detectors read train_cfg.rpn as attributes
+
+
 def _fixed_proposals(num: int, size: int):
     import torch
 
@@ -199,16 +213,11 @@ def table5(
         list[Table5Row]: One row per variant.
     """
     import torch
-    from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
 
-    import hsfpn  # noqa: F401  (registers HSFPN)
     from hsfpn.complexity import count_macs, count_parameters
 
-    from mmdet.utils import register_all_modules
-
-    register_all_modules(init_default_scope=False)
     variants = list(VARIANTS) if variants is None else variants
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -223,7 +232,7 @@ def table5(
                                          pad_shape=(size, size), batch_input_shape=(size, size)))
     props = InstanceData(bboxes=_fixed_proposals(proposals, size))
 
-    base = MODELS.build(cascade_rcnn_r50(neck_config("FPN"))).eval()
+    base = build_detector(cascade_rcnn_r50(neck_config("FPN"))).eval()
     with torch.no_grad():
         feats = base.backbone(image)
     fpn_neck = count_macs(base.neck, lambda: base.neck(feats))
@@ -239,7 +248,7 @@ def table5(
 
     rows = []
     for variant in variants:
-        model = base if variant == "FPN" else MODELS.build(cascade_rcnn_r50(neck_config(variant, channel_fusion)))
+        model = base if variant == "FPN" else build_detector(cascade_rcnn_r50(neck_config(variant, channel_fusion)))
         model.eval()
         neck = count_macs(model.neck, lambda: model.neck(feats))
         row = Table5Row(

@@ -1,0 +1,239 @@
+"""Dataset layouts of the table runners: AI-TOD as released, DOTAmini10 as our builder writes it, and the
+synthetic smoke set; each checked on disk and applied to a detector config.
+
+Layouts (paths relative to the data root):
+
+* AI-TOD v1: ``annotations/aitod_trainval_v1.json`` and ``annotations/aitod_test_v1.json``; images in
+  ``trainval/images/`` and ``test/images/``. Releases unpacked differently keep the images directly in
+  ``trainval/`` and ``test/`` or in ``images/trainval/`` and ``images/test/``: these are found too, and
+  every path can be given explicitly.
+* DOTAmini10 (``hsfpn-data build-dotamini10``): ``annotations/train.json``, ``annotations/val.json``;
+  images under ``images/`` with each ``file_name`` relative to it (``train/P0001__...png``).
+* Synthetic smoke set (:mod:`pipelines.synthetic_coco`): the DOTAmini10 convention with a ``test`` split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PipelineError
+
+AITOD_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "bridge",
+    "storage-tank",
+    "ship",
+    "swimming-pool",
+    "vehicle",
+    "person",
+    "wind-mill",
+)
+DOTAMINI10_CLASSES: tuple[str, ...] = (
+    "plane",
+    "small-vehicle",
+    "large-vehicle",
+    "ship",
+    "tennis-court",
+    "baseball-diamond",
+    "swimming-pool",
+    "basketball-court",
+    "storage-tank",
+    "helicopter",
+)
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+class DataRootError(PipelineError):
+    """The data root does not hold the expected dataset layout."""
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Where one dataset's files are, relative to its root.
+
+    Args:
+        name: ``"aitod"``, ``"dotamini10"`` or ``"synthetic"``.
+        root: The data root (absolute).
+        classes: Class names in label order; they must match the json ``categories`` names.
+        train_ann: Training annotation json, relative to ``root``.
+        train_img: Folder the training ``file_name`` entries are relative to (relative to ``root``,
+            ending with ``/``).
+        test_ann: Evaluation annotation json (AI-TOD test, DOTAmini10 val).
+        test_img: Folder of the evaluation images.
+    """
+
+    name: str
+    root: Path
+    classes: tuple[str, ...]
+    train_ann: str
+    train_img: str
+    test_ann: str
+    test_img: str
+
+
+def _listing(root: Path, limit: int = 12) -> str:
+    if not root.is_dir():
+        return "nothing (the folder does not exist)"
+    entries = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
+    if not entries:
+        return "an empty folder"
+    more = f", ... ({len(entries) - limit} more)" if len(entries) > limit else ""
+    return ", ".join(entries[:limit]) + more
+
+
+def _has_images(folder: Path) -> bool:
+    if not folder.is_dir():
+        return False
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+
+
+def _pick_image_dir(root: Path, given: str | None, candidates: tuple[str, ...], what: str) -> str:
+    if given is not None:
+        if not (root / given).is_dir():
+            raise DataRootError(f"{what}: image folder {root / given} does not exist")
+        return given.rstrip("/") + "/"
+    for cand in candidates:
+        if _has_images(root / cand):
+            return cand.rstrip("/") + "/"
+    expected = " or ".join(f"{c}/" for c in candidates)
+    raise DataRootError(
+        f"{what}: expected image files in {expected} under {root}; found {_listing(root)}"
+    )
+
+
+def _require_file(root: Path, rel: str, what: str) -> None:
+    path = root / rel
+    if not path.is_file():
+        parent = path.parent
+        raise DataRootError(
+            f"{what}: expected {rel} under data root {root}; {parent.relative_to(root) if parent != root else '.'}"
+            f"/ holds {_listing(parent)}"
+        )
+
+
+def aitod_layout(
+    root: Path,
+    *,
+    train_ann: str = "annotations/aitod_trainval_v1.json",
+    test_ann: str = "annotations/aitod_test_v1.json",
+    train_images: str | None = None,
+    test_images: str | None = None,
+) -> DatasetLayout:
+    """Check an AI-TOD v1 root and return its layout.
+
+    Args:
+        root: The AI-TOD root.
+        train_ann: Train-val annotation json relative to ``root``. Defaults to the release's name.
+        test_ann: Test annotation json relative to ``root``.
+        train_images: Train-val image folder relative to ``root``; ``None`` tries ``trainval/images``,
+            ``trainval``, ``images/trainval`` in order.
+        test_images: Test image folder; ``None`` tries the same three places for ``test``.
+
+    Returns:
+        The layout, with the image folders found.
+
+    Raises:
+        DataRootError: A file or folder is missing; the message says what was expected and lists what
+            the folder holds.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise DataRootError(f"AI-TOD data root {root} does not exist")
+    _require_file(root, train_ann, "AI-TOD")
+    _require_file(root, test_ann, "AI-TOD")
+    train_img = _pick_image_dir(
+        root, train_images, ("trainval/images", "trainval", "images/trainval"), "AI-TOD train-val images"
+    )
+    test_img = _pick_image_dir(root, test_images, ("test/images", "test", "images/test"), "AI-TOD test images")
+    return DatasetLayout("aitod", root, AITOD_CLASSES, train_ann, train_img, test_ann, test_img)
+
+
+def coco_split_layout(
+    root: Path, name: str, classes: tuple[str, ...], *, train_split: str, test_split: str
+) -> DatasetLayout:
+    """Check a root in the DOTAmini10 convention (``annotations/{split}.json``, images under ``images/``).
+
+    Args:
+        root: Dataset root.
+        name: Layout name (``"dotamini10"`` or ``"synthetic"``).
+        classes: Class names in label order.
+        train_split: Training split name (``"train"``).
+        test_split: Evaluation split name (``"val"`` for DOTAmini10, ``"test"`` for the synthetic set).
+
+    Returns:
+        The layout.
+
+    Raises:
+        DataRootError: An annotation file or the image folder is missing.
+    """
+    root = Path(root).resolve()
+    label = "DOTAmini10" if name == "dotamini10" else name
+    if not root.is_dir():
+        raise DataRootError(f"{label} data root {root} does not exist")
+    for split in (train_split, test_split):
+        _require_file(root, f"annotations/{split}.json", label)
+    if not (root / "images").is_dir():
+        raise DataRootError(f"{label}: expected an images/ folder under {root}; found {_listing(root)}")
+    return DatasetLayout(
+        name,
+        root,
+        classes,
+        f"annotations/{train_split}.json",
+        "images/",
+        f"annotations/{test_split}.json",
+        "images/",
+    )
+
+
+def dotamini10_layout(root: Path) -> DatasetLayout:
+    """Check a DOTAmini10 root written by ``hsfpn-data build-dotamini10`` (train / val splits)."""
+    return coco_split_layout(root, "dotamini10", DOTAMINI10_CLASSES, train_split="train", test_split="val")
+
+
+def _walk(node: Any, key: str, visit: Any, skip: tuple[str, ...] = ()) -> None:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in skip:
+                continue
+            if k == key:
+                visit(node)
+            _walk(v, key, visit, skip)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            _walk(item, key, visit, skip)
+
+
+def apply_dataset(cfg: Any, layout: DatasetLayout) -> None:
+    """Point a detector config (mmengine ``Config``, changed in place) at a dataset layout.
+
+    Sets the data root, annotation files, image folders and class names of the train / val / test
+    loaders, the evaluator's annotation file, and ``num_classes`` of every head except the RPN (which
+    is class-agnostic).
+
+    Args:
+        cfg: The config, with the ``_base_/datasets/aitod_detection.py`` structure.
+        layout: Where the dataset lies.
+    """
+    metainfo = dict(classes=tuple(layout.classes))
+    root = str(layout.root) + "/"
+    train = cfg.train_dataloader.dataset
+    train.data_root = root
+    train.ann_file = layout.train_ann
+    train.data_prefix = dict(img=layout.train_img)
+    train.metainfo = metainfo
+    for loader in ("val_dataloader", "test_dataloader"):
+        ds = cfg[loader].dataset
+        ds.data_root = root
+        ds.ann_file = layout.test_ann
+        ds.data_prefix = dict(img=layout.test_img)
+        ds.metainfo = metainfo
+    for evaluator in ("val_evaluator", "test_evaluator"):
+        cfg[evaluator].ann_file = str(layout.root / layout.test_ann)
+
+    def set_classes(node: dict) -> None:
+        node["num_classes"] = len(layout.classes)
+
+    # RPN heads are binary (object / background) whatever the dataset: leave them out.
+    _walk(cfg.model, "num_classes", set_classes, skip=("rpn_head",))

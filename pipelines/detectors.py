@@ -1,0 +1,322 @@
+"""The detectors of Tables 1-4 and their neck variants, and the resolution of one job's config.
+
+A job is one (row, variant): a detector config from ``pipelines/configs/`` plus a neck variant. The neck
+is a parameter: :func:`swap_neck` turns the config's FPN (RFP for DetectoRS) into an ``HSFPN`` with the
+same in/out channels and levels, so no config is copied per neck. :func:`build_job_config` applies the
+neck, the label-assignment method (NWD / RFLA rows), the dataset layout, the pretrained backbone and the
+preset's schedule to a freshly loaded config.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .datasets import DatasetLayout, apply_dataset
+from .errors import PipelineError
+from .presets import Settings
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+# Standard file names of pretrained backbones, looked up in --pretrained DIR (first found wins).
+# ResNets: torchvision's ImageNet files (the ones mmdet's ``torchvision://resnetXX`` names);
+# MobileNetV2: the OpenMMLab classification file that mmdet's ``open-mmlab://mmdet/mobilenet_v2`` names
+# (torchvision's MobileNetV2 file uses other parameter names than mmdet's backbone).
+BACKBONE_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "R-50": ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth"),
+    "R-101": ("resnet101-63fe2227.pth", "resnet101-5d3b4d8f.pth", "resnet101-cd907fc2.pth"),
+    "MobileNetV2": ("mobilenet_v2_batch256_imagenet-ff34753d.pth",),
+}
+
+
+class NotAvailableError(PipelineError):
+    """A row needs a component that is not in this installation (e.g. the NWD / RFLA assigners)."""
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One detector row.
+
+    Args:
+        key: Row id used by ``--rows`` and in work dir names (``"faster_rcnn_nwd"``).
+        label: Method as the paper prints it.
+        backbone: Backbone name, a key of :data:`BACKBONE_WEIGHTS`.
+        config: Config file name in ``pipelines/configs/``; ``None`` for rows that are not reproduced.
+        assigner: ``(detector, method)`` for ``hsfpn.assigners.presets.label_assignment_overrides``,
+            or ``None`` for the detector's own assignment.
+        baseline_neck: What the paper's "FPN" row uses (``"FPN"``, or ``"RFP"`` for DetectoRS).
+    """
+
+    key: str
+    label: str
+    backbone: str
+    config: str | None
+    assigner: tuple[str, str] | None = None
+    baseline_neck: str = "FPN"
+
+    @property
+    def reproduced(self) -> bool:
+        """Whether the toolkit trains this row (MENet is shown with the paper's figures only)."""
+        return self.config is not None
+
+
+_FRCNN = "faster-rcnn_r50_fpn_1x_aitod.py"
+_CRCNN = "cascade-rcnn_r50_fpn_1x_aitod.py"
+_DRS = "detectors_cascade-rcnn_r50_1x_aitod.py"
+
+# Table 3's rows, in the paper's order.
+DETECTORS: dict[str, Detector] = {
+    d.key: d
+    for d in (
+        Detector("atss", "ATSS", "R-50", "atss_r50_fpn-p2_1x_aitod.py"),
+        Detector("menet", "MENet", "R-50", None),
+        Detector("retinanet", "RetinaNet*", "R-50", "retinanet_r50_fpn-p2_1x_aitod.py"),
+        Detector("cascade_rpn", "Cascade RPN", "R-50", "cascade-rpn_faster-rcnn_r50_fpn_1x_aitod.py"),
+        Detector("grid_rcnn", "Grid R-CNN", "R-50", "grid-rcnn_r50_fpn_gn-head_1x_aitod.py"),
+        Detector("faster_rcnn", "Faster R-CNN", "R-50", _FRCNN),
+        Detector("faster_rcnn_nwd", "Faster R-CNN w/NWD", "R-50", _FRCNN, ("faster_rcnn", "nwd")),
+        Detector("faster_rcnn_rfla", "Faster R-CNN w/RFLA", "R-50", _FRCNN, ("faster_rcnn", "rfla")),
+        Detector("faster_rcnn_mnv2", "Faster R-CNN", "MobileNetV2", "faster-rcnn_mobilenetv2_fpn_1x_aitod.py"),
+        Detector("faster_rcnn_r101", "Faster R-CNN", "R-101", "faster-rcnn_r101_fpn_1x_aitod.py"),
+        Detector("cascade_rcnn", "Cascade R-CNN", "R-50", _CRCNN),
+        Detector("cascade_rcnn_nwd", "Cascade R-CNN w/NWD", "R-50", _CRCNN, ("cascade_rcnn", "nwd")),
+        Detector("cascade_rcnn_rfla", "Cascade R-CNN w/RFLA", "R-50", _CRCNN, ("cascade_rcnn", "rfla")),
+        Detector("detectors", "DetectoRS", "R-50", _DRS, baseline_neck="RFP"),
+        Detector("detectors_rfla", "DetectoRS w/RFLA", "R-50", _DRS, ("detectors", "rfla"), baseline_neck="RFP"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class NeckVariant:
+    """One neck setting: the baseline FPN, or the HS-FPN with some components and a given alpha.
+
+    Args:
+        key: Variant id used by ``--necks`` and in work dir names.
+        label: Short text for tables.
+        hsfpn: ``False`` keeps the config's own neck (FPN / RFP).
+        alpha: The high-pass cutoff of the DCT filter (``ratio=(alpha, alpha)``).
+        channel_path: HFP channel path (CP) on.
+        spatial_path: HFP spatial path (SP) on.
+        sdp: Spatial dependency perception (SDP) on.
+    """
+
+    key: str
+    label: str
+    hsfpn: bool
+    alpha: float = 0.25
+    channel_path: bool = True
+    spatial_path: bool = True
+    sdp: bool = True
+
+
+VARIANTS: dict[str, NeckVariant] = {
+    v.key: v
+    for v in (
+        NeckVariant("fpn", "FPN", False),
+        NeckVariant("hsfpn", "HS-FPN", True),
+        NeckVariant("cp", "CP", True, channel_path=True, spatial_path=False, sdp=False),
+        NeckVariant("sp", "SP", True, channel_path=False, spatial_path=True, sdp=False),
+        NeckVariant("hfp", "CP + SP (HFP)", True, sdp=False),
+        NeckVariant("sdp", "SDP", True, channel_path=False, spatial_path=False, sdp=True),
+        *(
+            NeckVariant(f"hfp_a{a:.2f}", f"HFP, alpha {a:.2f}", True, alpha=a, sdp=False)
+            for a in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ),
+    )
+}
+
+# FPN constructor arguments that the HS-FPN takes too (it has FPN's constructor plus its own options).
+_FPN_ARGS = (
+    "in_channels",
+    "out_channels",
+    "num_outs",
+    "start_level",
+    "end_level",
+    "add_extra_convs",
+    "relu_before_extra_convs",
+    "no_norm_on_lateral",
+    "conv_cfg",
+    "norm_cfg",
+    "act_cfg",
+    "upsample_cfg",
+)
+
+
+def swap_neck(model: dict[str, Any], variant: NeckVariant) -> dict[str, Any]:
+    """A copy of a model config whose neck follows ``variant``.
+
+    The FPN's levels and channels are kept; only the type changes to ``HSFPN`` with the variant's
+    ``ratio``, ``channel_path``, ``spatial_path`` and ``sdp``. DetectoRS' RFP (an FPN that feeds back into
+    an unrolled backbone) is replaced by the HS-FPN as in the paper's "R-50 w/SAC + HS-FPN" row: the SAC
+    backbone stays and stops emitting the input image that only RFP consumes.
+
+    Args:
+        model: The ``model`` dict of a detector config (not changed).
+        variant: The neck variant.
+
+    Returns:
+        The new model dict (the same content when ``variant.hsfpn`` is ``False``).
+
+    Raises:
+        PipelineError: The config's neck is neither ``FPN`` nor ``RFP``.
+    """
+    out = copy.deepcopy(dict(model))
+    if not variant.hsfpn:
+        return out
+    neck = out["neck"]
+    if neck.get("type") not in ("FPN", "RFP"):
+        raise PipelineError(f"cannot swap neck {neck.get('type')!r} for the HS-FPN: only FPN and RFP are supported")
+    new = {k: copy.deepcopy(neck[k]) for k in _FPN_ARGS if k in neck}
+    new.update(
+        type="HSFPN",
+        ratio=(variant.alpha, variant.alpha),
+        channel_path=variant.channel_path,
+        spatial_path=variant.spatial_path,
+        sdp=variant.sdp,
+    )
+    if neck.get("type") == "RFP":
+        out["backbone"]["output_img"] = False
+    out["neck"] = new
+    return out
+
+
+def assigners_available() -> bool:
+    """Whether ``hsfpn.assigners.presets`` (the NWD / RFLA label assignment) is installed."""
+    try:
+        return importlib.util.find_spec("hsfpn.assigners.presets") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def label_assignment(detector: Detector) -> dict[str, Any]:
+    """The model overrides of a row's label-assignment method (empty for the detector's own).
+
+    Raises:
+        NotAvailableError: The row needs ``hsfpn.assigners.presets``, which is not installed.
+    """
+    if detector.assigner is None:
+        return {}
+    if not assigners_available():
+        raise NotAvailableError(
+            f"{detector.label}: the NWD / RFLA assigners (hsfpn.assigners.presets) are not available"
+        )
+    presets = importlib.import_module("hsfpn.assigners.presets")
+    return presets.label_assignment_overrides(*detector.assigner)
+
+
+def pretrained_file(detector: Detector, pretrained_dir: Path | None) -> Path | None:
+    """The pretrained backbone file of a row in ``pretrained_dir``, or ``None`` without a folder.
+
+    Raises:
+        PipelineError: The folder is given but holds none of the standard names for this backbone.
+    """
+    if pretrained_dir is None:
+        return None
+    names = BACKBONE_WEIGHTS[detector.backbone]
+    for name in names:
+        if (pretrained_dir / name).is_file():
+            return (pretrained_dir / name).resolve()
+    raise PipelineError(
+        f"--pretrained {pretrained_dir}: no {detector.backbone} weights; expected one of {', '.join(names)}"
+    )
+
+
+def _apply_pretrained(model: dict[str, Any], path: Path | None) -> None:
+    init = None if path is None else dict(type="Pretrained", checkpoint=str(path))
+    model["backbone"]["init_cfg"] = init
+    neck = model.get("neck", {})
+    if neck.get("type") == "RFP":
+        # RFP's unrolled backbone is initialised by RFP itself from its ``pretrained`` path.
+        neck["rfp_backbone"]["pretrained"] = None if path is None else str(path)
+
+
+def load_detector_config(detector: Detector) -> Any:
+    """Load a row's config file as an mmengine ``Config`` (requires mmengine)."""
+    if detector.config is None:
+        raise NotAvailableError(f"{detector.label} is not reproduced (the paper's figures only)")
+    from mmengine.config import Config
+
+    return Config.fromfile(str(CONFIG_DIR / detector.config))
+
+
+def apply_schedule(cfg: Any, settings: Settings) -> None:
+    """Apply the preset's input size, schedule, batch and logging to a config (in place)."""
+    scale = (settings.img_scale, settings.img_scale)
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        for step in cfg[loader].dataset.pipeline:
+            if step["type"] == "Resize":
+                step["scale"] = scale
+    cfg.train_dataloader.batch_size = settings.batch_per_gpu
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        cfg[loader].num_workers = settings.num_workers
+        cfg[loader].persistent_workers = settings.num_workers > 0
+    cfg.train_cfg.max_epochs = settings.max_epochs
+    cfg.train_cfg.val_interval = settings.max_epochs
+    warmup, steps = cfg.param_scheduler
+    warmup["end"] = settings.warmup_iters
+    steps["end"] = settings.max_epochs
+    steps["milestones"] = list(settings.milestones)
+    if settings.lr is not None:
+        cfg.optim_wrapper.optimizer.lr = settings.lr
+    cfg.auto_scale_lr = dict(enable=settings.auto_scale_lr, base_batch_size=2)
+    cfg.default_hooks.logger.interval = settings.log_interval
+    if settings.max_per_img is not None:
+        cap_per_image(cfg.model, settings.max_per_img)
+    if settings.gpus == 0:
+        # The NCCL backend does not exist on CPU; gloo serves CPU-only distributed runs.
+        cfg.env_cfg.dist_cfg = dict(backend="gloo")
+
+
+def cap_per_image(model: dict[str, Any], cap: int) -> None:
+    """Cap every ``nms_pre`` / ``max_per_img`` in a model's train / test settings at ``cap`` (in place)."""
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("nms_pre", "max_per_img"):
+                if isinstance(node.get(key), int) and node[key] > cap:
+                    node[key] = cap
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+
+    for part in ("train_cfg", "test_cfg"):
+        visit(model.get(part))
+
+
+def build_job_config(
+    detector: Detector, variant: NeckVariant, layout: DatasetLayout, settings: Settings
+) -> Any:
+    """The fully resolved config of one job.
+
+    Args:
+        detector: The row.
+        variant: The neck variant.
+        layout: The dataset to train and evaluate on.
+        settings: The resolved run settings.
+
+    Returns:
+        An mmengine ``Config`` ready for ``Runner.from_cfg`` (``work_dir`` is set by the job).
+
+    Raises:
+        NotAvailableError: The row is not reproduced or its assigner is not installed.
+        PipelineError: Pretrained weights are missing from ``--pretrained``.
+    """
+    cfg = load_detector_config(detector)
+    overrides = label_assignment(detector)
+    if overrides:
+        cfg.merge_from_dict(dict(model=overrides))
+    model = swap_neck(cfg.model.to_dict(), variant)
+    _apply_pretrained(model, pretrained_file(detector, settings.pretrained))
+    from mmengine.config import ConfigDict
+
+    cfg.model = ConfigDict(model)
+    apply_dataset(cfg, layout)
+    apply_schedule(cfg, settings)
+    return cfg
