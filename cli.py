@@ -309,9 +309,143 @@ def stats_command(
 # ---------------------------------------------------------------------------------------------
 
 
+@repro_app.command(
+    "convert-checkpoint",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-repro convert-checkpoint release_cascade_hsfpn.pth cascade_hsfpn_mmdet3.pth\n\n"
+        "  hsfpn-repro convert-checkpoint hs_fpn_neck.pth neck_ours.pth"
+    ),
+)
+def convert_checkpoint_command(
+    src: Annotated[Path, typer.Argument(help="Checkpoint saved with the authors' HS-FPN release names.")],
+    dst: Annotated[Path, typer.Argument(help="Where to write the converted checkpoint.")],
+) -> None:
+    """Rename a release HS-FPN checkpoint (detector or bare neck) to HSFPN's names, checked by a strict load."""
+    from hsfpn.convert import convert_checkpoint
+
+    with domain_errors():
+        report = convert_checkpoint(src, dst)
+    cfg = report.neck_config
+    typer.echo(
+        f"{report.destination}: {report.layout} checkpoint, {report.renamed} neck entries renamed, "
+        f"{report.unchanged} kept"
+        + (f", dropped {', '.join(report.dropped)}" if report.dropped else "")
+    )
+    typer.echo(
+        f"neck: in_channels={cfg['in_channels']} out_channels={cfg['out_channels']} num_outs>={cfg['num_outs']} "
+        f"add_extra_convs={cfg['add_extra_convs']!r} channel_fusion={cfg['channel_fusion']!r}"
+    )
+
+
+@repro_app.command(
+    "table5",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-repro table5\n\n"
+        "  hsfpn-repro table5 --out runs/table5.md\n\n"
+        "  hsfpn-repro table5 --channel-fusion sum --out runs/table5_release.csv"
+    ),
+)
+def table5_command(
+    *,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Also write the table here (.csv or .md, by suffix).")
+    ] = None,
+    size: Annotated[int, typer.Option("--size", help="Square input side in pixels.")] = 800,
+    proposals: Annotated[int, typer.Option("--proposals", help="Fixed proposal count for the R-CNN stages.")] = 1000,
+    channel_fusion: Annotated[
+        str,
+        typer.Option(
+            "--channel-fusion",
+            help="HFP channel-path fusion: concat (what the paper's Table 5 counts) or sum (the authors' release, "
+            "2,048 parameters fewer per level).",
+        ),
+    ] = "concat",
+) -> None:
+    """Table 5: trainable parameters and FLOPs of Cascade R-CNN R50 with each HS-FPN component."""
+    from pipelines.errors import PipelineError
+    from pipelines.table5 import format_table5, table5, write_table5
+
+    with domain_errors():
+        if channel_fusion not in ("concat", "sum"):
+            raise PipelineError(f"--channel-fusion must be concat or sum, got {channel_fusion!r}")
+        rows = table5(size=size, proposals=proposals, channel_fusion=channel_fusion)
+        typer.echo(format_table5(rows, "md"), nl=False)
+        if out is not None:
+            typer.echo(f"wrote {write_table5(rows, out)}")
+
+
 # ---------------------------------------------------------------------------------------------
 # hsfpn-repro: AI-TOD evaluation (issue 5)
 # ---------------------------------------------------------------------------------------------
+
+
+_EVAL_SLICES = {
+    "AP": "0.50:0.95, all, 1500", "AP50": "0.50, all, 1500", "AP75": "0.75, all, 1500",
+    "APvt": "0.50:0.95, very tiny 0-8 px, 1500", "APt": "0.50:0.95, tiny 8-16 px, 1500",
+    "APs": "0.50:0.95, small 16-32 px, 1500", "APm": "0.50:0.95, medium > 32 px, 1500",
+    "AR100": "0.50:0.95, all, 100", "AR300": "0.50:0.95, all, 300", "AR1500": "0.50:0.95, all, 1500",
+    "ARvt": "0.50:0.95, very tiny, 1500", "ARt": "0.50:0.95, tiny, 1500",
+    "ARs": "0.50:0.95, small, 1500", "ARm": "0.50:0.95, medium, 1500",
+}  # fmt: skip
+
+
+def _figure(value: float) -> str:
+    return "n/a" if value < 0 else f"{value:.4f}"
+
+
+@repro_app.command(
+    "eval",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-repro eval --ann data/aitod/annotations/aitod_test.json --dets work_dirs/hsfpn/preds.bbox.json\n\n"
+        "  hsfpn-repro eval --ann gt.json --dets dets.json --out runs/eval/report.json"
+    ),
+)
+def eval_command(
+    *,
+    ann: Annotated[
+        Path, typer.Option("--ann", help="COCO-format ground truth JSON (images, categories, annotations with area).")
+    ],
+    dets: Annotated[
+        Path,
+        typer.Option(
+            "--dets",
+            help="Detections JSON: a COCO results list of {image_id, category_id, bbox (x, y, w, h), score} "
+            "objects, or an object holding that list under 'annotations'.",
+        ),
+    ],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Write the report (the figures and per_class) to this JSON file, atomically."),
+    ] = None,
+) -> None:
+    """AI-TOD evaluation of a detections file: AP, AP50, AP75, APvt/t/s/m, AR100/300/1500, ARvt/t/s/m."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hsfpn.aitod_eval import PER_CLASS_KEYS, REPORT_KEYS, evaluate_files
+
+    with domain_errors():
+        report = evaluate_files(ann, dets, out=out)
+    console = Console()
+    summary = Table(title="AI-TOD evaluation (fractions; n/a: no ground truth in that range)")
+    summary.add_column("figure")
+    summary.add_column("value", justify="right")
+    summary.add_column("slice: IoU, area, max detections")
+    for key in REPORT_KEYS:
+        summary.add_row(key, _figure(report[key]), _EVAL_SLICES[key])
+    console.print(summary)
+    per_class = Table(title="per class (max_dets 1500)")
+    per_class.add_column("class")
+    for key in PER_CLASS_KEYS:
+        per_class.add_column(key, justify="right")
+    for name, figures in report["per_class"].items():
+        per_class.add_row(name, *(_figure(figures[key]) for key in PER_CLASS_KEYS))
+    console.print(per_class)
+    if out is not None:
+        typer.echo(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------------------------------

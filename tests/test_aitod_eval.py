@@ -487,3 +487,38 @@ def test_file_errors_are_one_line(tmp_path: Path):
         evaluate_files(ann, tmp_path / "broken.json")
     with pytest.raises(AITODInputError, match="ground truth file not found"):
         evaluate_files(tmp_path / "nope.json", ann)
+
+
+# ---------------------------------------------------------------------------------------------
+# hsfpn-repro eval (the command of this module; cli.py only parses and prints)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cli_eval_prints_the_table_and_writes_the_report(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from cli import repro_app
+
+    ann = write(tmp_path / "gt.json", coco_gt([{"bbox": [0, 0, 10, 10]}]))
+    dets = write(tmp_path / "dets.json", [det([10, 10, 10, 7.2], 0.6), det([0, 0, 10, 7.2], 0.9)])
+    result = CliRunner().invoke(repro_app, ["eval", "--ann", str(ann), "--dets", str(dets),
+                                            "--out", str(tmp_path / "r.json")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report == evaluate_files(ann, dets)
+    assert "AR1500" in result.output and f"{report['AP']:.4f}" in result.output
+    assert "c1" in result.output  # the per-class table
+
+
+def test_cli_eval_bad_input_exits_1_with_one_line(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from cli import repro_app
+
+    ann = write(tmp_path / "gt.json", coco_gt([{"bbox": [0, 0, 10, 10]}]))
+    dets = write(tmp_path / "dets.json", [det([0, 0, 10, 10], 0.9), det([0, 0, 10, 10], 0.9, image_id=4)])
+    result = CliRunner().invoke(repro_app, ["eval", "--ann", str(ann), "--dets", str(dets)])
+    assert result.exit_code == 1
+    assert "detection 1: image_id 4 is not a listed image" in result.output
+    assert "Traceback" not in result.output
+    assert CliRunner().invoke(repro_app, ["eval", "--help"]).exit_code == 0
