@@ -39,11 +39,12 @@ class HSFPN(FPN):
     mask convs of the coarse levels, is absent); "only SP" is HFP = spatial path + the 3x3 conv + GroupNorm
     (no grouped 1x1 convs). Per level with C = 256: 3x3 conv + bias + GN = 590,592 parameters, grouped convs
     2 x 2,048 (``'concat'`` fusion: 2,048 + 4,096), spatial mask conv 256 (non-DCT levels only); per SDP
-    2 x (65,536 + 512) = 132,096. Over Cascade R-CNN R50 (68,948,022 trainable, 8 classes) this gives only CP
-    71,326,774, only SP 71,310,902, only HFP 71,327,286, only SDP 69,344,310 and all 71,723,574. The paper's
-    Table 5 (71.34 / 71.31 / 71.34 / 69.35 / 71.73 M) is matched to 0.01 M by ``channel_fusion='concat'``
-    (the release's earlier form: +2,048 per level), which is why that option exists; the release's sum is the
-    default.
+    2 x (65,536 + 512) = 132,096. Over the authors' Cascade R-CNN R50 (8 classes, 5 anchors per location:
+    68,950,592 trainable parameters with FPN) the release's form gives only CP 71,329,344, only SP 71,313,472,
+    only HFP 71,329,856, only SDP 69,346,880 and all 71,726,144. The paper's Table 5 prints 71.34 / 71.31 /
+    71.34 / 69.35 / 71.73 M: ``channel_fusion='concat'`` (the release's earlier form, +2,048 per level:
+    71,337,536 / 71,313,472 / 71,338,048 / 69,346,880 / 71,734,336) rounds to all six exactly, so that form
+    is what the table counted; the release's sum stays the default.
 
     Input sizes. Any size works: upsampling targets the next map's size, blocks that do not divide the map
     leave smaller remainder blocks in the last row/column (see :mod:`hsfpn.sdp`), and the DCT cutoffs are
