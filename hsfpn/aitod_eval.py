@@ -13,7 +13,7 @@ Example:
     ...     "images": [{"id": 1}], "categories": [{"id": 1, "name": "car"}],
     ...     "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 8, 8], "area": 64}]})
     >>> dets = Detections.from_coco([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 8, 8], "score": 0.9}], gt)
-    >>> AITODEval(gt, dets).run()["AP"]
+    >>> round(AITODEval(gt, dets).run()["AP"], 6)  # precision is 1 / (1 + eps), as in pycocotools
     1.0
 """
 
