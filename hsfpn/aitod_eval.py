@@ -326,7 +326,8 @@ class GroundTruth:
         boxes = _box_column(_column(anns, "bbox", source, "annotation"), source, "annotation")
         areas = _number_column(_column(anns, "area", source, "annotation"), source, "annotation", "area",
                                allow_negative=False)  # fmt: skip
-        crowd_values = [a.get("iscrowd", 0) for a in anns]
+        # pycocotools reads iscrowd as a truth value: accept true/false as well as 0/1.
+        crowd_values = [int(v) if isinstance(v := a.get("iscrowd", 0), bool) else v for a in anns]
         iscrowd = _number_column(crowd_values, source, "annotation", "iscrowd", allow_negative=False) != 0
         return cls(
             img_ids=sorted_imgs,

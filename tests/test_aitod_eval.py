@@ -169,6 +169,15 @@ def test_crowd_region_makes_detections_inside_it_ignored():
     assert stats["AP"] == pytest.approx(HALF / 101 / 3)
 
 
+def test_iscrowd_true_is_the_same_as_one():
+    gt = coco_gt([{"bbox": [0, 0, 10, 10]}, {"bbox": [100, 100, 100, 100], "iscrowd": True}])
+    dets = [det([120, 120, 5, 5], 0.95), det([0, 0, 10, 10], 0.5)]
+    as_bool = ours(gt, dets)
+    gt["annotations"][1]["iscrowd"] = 1
+    assert np.array_equal(as_bool.precision, ours(gt, dets).precision)
+    assert as_bool.stats_as_dict()["AP"] == pytest.approx(1.0)
+
+
 def test_ignore_field_has_no_effect_as_in_pycocotools():
     # pycocotools overwrites `ignore` with `iscrowd` before matching: an annotation marked ignore=1 counts.
     gt = coco_gt([{"bbox": [0, 0, 10, 10], "extra": {"ignore": 1}}, {"bbox": [50, 50, 10, 10]}])
