@@ -19,9 +19,9 @@ Output layout under ``out_dir``:
   input/output checksums, counts, problem counts; the worker count sits under ``runtime``).
 
 Notes:
-    Work is cut into units of (image, scale, batch of windows). Large images are cut into several batches so
-    that one image alone keeps every worker busy; each worker decodes an image at most once for all its batches
-    of it. Every finished unit leaves a record under ``.work/units``; when all units of an image are done, an
+    Work is cut into units of (image, scale, batch of windows). An image holding at least one worker's share of
+    the build's windows is cut into several batches so that one image alone keeps every worker busy; each
+    worker decodes an image at most once for all its batches of it. Every finished unit leaves a record under ``.work/units``; when all units of an image are done, an
     image record under ``.work/records`` marks it finished. ``resume=True`` skips finished images and units,
     and the final files are assembled from the records in sorted order, so a resumed build and an uninterrupted
     one are byte-identical, whatever the worker count. ``.work`` is removed when the build completes.
@@ -169,6 +169,7 @@ class BuildSummary:
         timings: Seconds per stage, summed over workers (``read`` in the main process, then the worker stages).
         elapsed: Wall-clock seconds of the whole build.
         already_complete: True when ``resume`` found a finished build with the same options.
+        worker_peak_rss_mb: Largest peak resident memory of a process that ran units, in MiB.
     """
 
     out_dir: Path
@@ -180,6 +181,7 @@ class BuildSummary:
     timings: dict[str, float] = field(default_factory=dict)
     elapsed: float = 0.0
     already_complete: bool = False
+    worker_peak_rss_mb: float = 0.0
 
 
 @dataclass
@@ -220,7 +222,6 @@ def build_dotamini10(
     resume: bool = False,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
-    large_image_windows: int = 16,
 ) -> BuildSummary:
     """Build DOTAmini10 from a DOTA release (or from a generated synthetic sample).
 
@@ -234,8 +235,6 @@ def build_dotamini10(
         resume: Continue an interrupted build in ``out_dir`` (same options and inputs). Defaults to False.
         overwrite: Delete a previous build's outputs in ``out_dir`` first. Defaults to False.
         progress: Called as ``progress(done_windows, total_windows)`` while the build runs.
-        large_image_windows: Images with at least this many windows at a scale are cut into several units so
-            that workers share them. Does not change any output. Defaults to 16.
 
     Returns:
         The ``BuildSummary``.
@@ -280,7 +279,7 @@ def build_dotamini10(
         flip_prob=options.flip_prob, hsv_gains=tuple(options.hsv_gains), interpolation=options.interpolation,
         png_compression=options.png_compression, coord_decimals=options.coord_decimals,
     )
-    _plan_units(entries, options, settings, workers, large_image_windows)
+    _plan_units(entries, options, settings, workers)
     timings["read"] = time.perf_counter() - t0
 
     fingerprint = {"options": options.to_dict(), "seed": seed, "source": source, "inputs": input_stats}
@@ -326,11 +325,14 @@ def build_dotamini10(
     if progress is not None:
         progress(done_windows, windows_total)
 
+    peak_rss = [0.0]
+
     def on_result(result: UnitResult) -> None:
         nonlocal done_windows
         entry = by_key[(result.split, result.stem)]
         for name, seconds in result.timings.items():
             timings[name] += seconds
+        peak_rss[0] = max(peak_rss[0], result.peak_rss_mb)
         if result.problems and options.strict:
             reason, detail = result.problems[0]
             raise StrictModeError(Problem(entry.image_rel or entry.stem, 0, reason, detail).message())
@@ -354,6 +356,7 @@ def build_dotamini10(
     summary.resumed_images = resumed
     summary.timings = timings
     summary.elapsed = time.perf_counter() - started
+    summary.worker_peak_rss_mb = peak_rss[0]
     return summary
 
 
@@ -547,9 +550,15 @@ def _read_sources(
     return entries, sorted(input_stats)
 
 
-def _plan_units(
-    entries: list[_Entry], options: BuildOptions, settings: UnitSettings, workers: int, large_image_windows: int
-) -> None:
+def _plan_units(entries: list[_Entry], options: BuildOptions, settings: UnitSettings, workers: int) -> None:
+    """Cut every usable image into units of windows (one per image unless it is a large share of the build).
+
+    Notes:
+        Each worker that takes a unit of an image decodes that image, so cutting an image costs a decode per
+        worker. An image is cut only when it holds at least one worker's fair share of all windows
+        (``share = windows * workers / total >= 1``); it then gets ``2 * min(share, workers)`` units, so a
+        single image keeps every worker busy and the units still balance. Cutting never changes an output.
+    """
     import shapely
 
     aug = set(options.aug_classes)
@@ -561,30 +570,34 @@ def _plan_units(
         if entry.size is not None and entry not in usable and entry.image_sha256 is None:
             # No unit will read this image (train, nothing to keep): checksum it here.
             entry.image_sha256 = sha256_file(entry.image_path)
-    few_images = len(usable) < workers
+    plans = []
     for entry in usable:
+        width, height = entry.size
+        for fi, factor in enumerate(entry.factors):
+            sw, sh = scaled_size(width, height, factor)
+            windows = get_windows(sw, sh, crop_size=options.crop_size, stride=options.stride)
+            plans.append((entry, fi, factor, (sw, sh), windows))
+    total = sum(len(p[4]) for p in plans)
+    for entry, fi, factor, (sw, sh), windows in plans:
         width, height = entry.size
         cand = entry.candidates
         categories = [entry.categories[i] for i in cand.tolist()]
         difficult = np.array([entry.difficult[i] for i in cand.tolist()], dtype=np.int64)
         augment = np.array([c in aug for c in categories], dtype=bool)
-        for fi, factor in enumerate(entry.factors):
-            sw, sh = scaled_size(width, height, factor)
-            ratio = np.array([sw / width, sh / height])
-            geoms = shapely.transform(entry.geoms, lambda c, r=ratio: c * r) if len(cand) else entry.geoms
-            windows = get_windows(sw, sh, crop_size=options.crop_size, stride=options.stride)
-            n = len(windows)
-            batch = n
-            if workers > 1 and (n >= large_image_windows or few_images):
-                batch = max(1, min(n, math.ceil(n / (4 * workers)), max(4, math.ceil(n / (4 * workers)))))
-            for start in range(0, n, batch):
-                entry.units.append(UnitTask(
-                    split=entry.split, stem=entry.stem, image_path=entry.image_path, image_size=(width, height),
-                    factor=factor, tag=factor_tag(factor), scaled_size=(sw, sh),
-                    windows=windows[start:start + batch], first_window=start, geoms=geoms, object_ids=cand,
-                    categories=categories, difficult=difficult, augment=augment,
-                    hash_input=(fi == 0 and start == 0), settings=settings,
-                ))
+        ratio = np.array([sw / width, sh / height])
+        geoms = shapely.transform(entry.geoms, lambda c, r=ratio: c * r) if len(cand) else entry.geoms
+        n = len(windows)
+        share = n * workers / max(total, 1)
+        units = min(n, math.ceil(2 * min(share, workers))) if workers > 1 and share >= 1 else 1
+        batch = math.ceil(n / units)
+        for start in range(0, n, batch):
+            entry.units.append(UnitTask(
+                split=entry.split, stem=entry.stem, image_path=entry.image_path, image_size=(width, height),
+                factor=factor, tag=factor_tag(factor), scaled_size=(sw, sh),
+                windows=windows[start:start + batch], first_window=start, geoms=geoms, object_ids=cand,
+                categories=categories, difficult=difficult, augment=augment,
+                hash_input=(fi == 0 and start == 0), settings=settings,
+            ))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Notes:
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,7 @@ class UnitResult:
         input_sha256: Checksum of the source image when the task asked for it.
         timings: Seconds spent per stage (``TIMING_KEYS``).
         processed: Number of windows considered (written or dropped as empty).
+        peak_rss_mb: Peak resident memory of the process that ran the unit, in MiB (runtime information).
     """
 
     split: str
@@ -112,6 +114,7 @@ class UnitResult:
     input_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
     processed: int = 0
+    peak_rss_mb: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (timings are not kept: they are not part of any output)."""
@@ -220,6 +223,33 @@ def run_unit(task: UnitTask) -> UnitResult:
     """
     s = task.settings
     result = UnitResult(task.split, task.stem, task.key)
+    try:
+        _run(task, result)
+    finally:
+        result.peak_rss_mb = _peak_rss_mb()
+    return result
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM is this process's own high-water mark; ru_maxrss would also carry the peak of a process this one
+    # was exec'd from.
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def _run(task: UnitTask, result: UnitResult) -> None:
+    s = task.settings
     t = result.timings
     if task.hash_input:
         start = time.perf_counter()
@@ -229,7 +259,7 @@ def run_unit(task: UnitTask) -> UnitResult:
         image = _CACHE.get(task, t)
     except ImageProbeError as exc:
         result.problems.append((exc.reason, exc.detail))
-        return result
+        return
     objects = ObjectSet.from_geoms(task.geoms)
     images_dir = s.out_dir / "images" / task.split
     labels_dir = s.out_dir / "labelTxt" / task.split
@@ -257,7 +287,6 @@ def run_unit(task: UnitTask) -> UnitResult:
             result.windows.append(_write_window(task, f"{name}__aug{copy}", (x0, y0), copy, aug_pixels,
                                                 kept.indices, aug_rings, kept.truncated, t,
                                                 flips=[params.hflip, params.vflip]))
-    return result
 
 
 def _write_window(

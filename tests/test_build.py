@@ -374,7 +374,7 @@ def test_worker_memory_stays_near_two_copies_of_the_image(tmp_path):
     (tmp_path / "out" / "images" / "train").mkdir(parents=True)
     (tmp_path / "out" / "labelTxt" / "train").mkdir(parents=True)
     settings_ = UnitSettings(tmp_path / "out", 0, 256, 0.7, 0, False, 0, 0.5, (0.0, 0.0, 0.0), "area", 1, 2)
-    _plan_units(entries, options, settings_, workers=1, large_image_windows=1000)
+    _plan_units(entries, options, settings_, workers=1)
     (unit,) = entries[0].units
     worker._CACHE = worker._ImageCache()
     tracemalloc.start()
@@ -386,6 +386,30 @@ def test_worker_memory_stays_near_two_copies_of_the_image(tmp_path):
     assert peak < 1.6 * image_bytes, peak / image_bytes  # source + resized (0.25) + window/PNG buffers
     cache = worker._CACHE
     assert cache.source is not None and cache.scaled.shape == (750, 750, 3)
+
+
+def test_units_cut_only_images_that_are_a_large_share_of_the_build(tmp_path):
+    from dotamini10.build import _plan_units, _read_sources
+    from dotamini10.problems import ProblemLog
+    from dotamini10.read import find_splits
+    from dotamini10.worker import UnitSettings
+
+    settings_ = UnitSettings(tmp_path, 0, 128, 0.7, 0, True, 0, 0.5, (0.0, 0.0, 0.0), "area", 1, 2)
+
+    def units(images: dict[str, tuple[int, int]], workers: int) -> dict[str, int]:
+        root = make_split(tmp_path / f"src{len(list(tmp_path.iterdir()))}", images,
+                          {s: [box(1, 1, 9, 9, "plane")] for s in images})
+        entries, _ = _read_sources(root, find_splits(root), SMALL, 0, ProblemLog())
+        _plan_units(entries, SMALL, settings_, workers=workers)
+        return {e.stem: len(e.units) for e in entries}
+
+    # One image of 6 x 4 = 24 windows alone: 2 units per worker, so every worker gets a share.
+    assert units({"big": (600, 400)}, workers=2) == {"big": 4}
+    assert units({"big": (600, 400)}, workers=1) == {"big": 1}
+    # Four equal images for two workers: no image is cut (each would be decoded twice for nothing).
+    assert units({s: (600, 400) for s in "abcd"}, workers=2) == dict.fromkeys("abcd", 1)
+    # One large image among small ones: only the large one is cut.
+    assert units({"big": (600, 400), "s1": (100, 100), "s2": (100, 100)}, workers=2) == {"big": 4, "s1": 1, "s2": 1}
 
 
 def test_synthetic_default_builds_from_the_seed(tmp_path):

@@ -1,0 +1,77 @@
+"""Tests of dotamini10.worker: window crops, the per-worker image cache, and one unit end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import shapely
+
+from dotamini10 import worker
+from dotamini10.worker import UnitResult, UnitSettings, UnitTask, crop_window, run_unit
+
+
+def test_crop_inside_is_a_view_and_padding_fills_bottom_right():
+    image = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    view = crop_window(image, np.array([1, 1, 4, 3]))
+    assert view.base is image and view.shape == (2, 3, 3)
+    padded = crop_window(image, np.array([0, 0, 8, 7]), pad_value=9)
+    assert padded.shape == (7, 8, 3)
+    assert np.array_equal(padded[:5, :6], image)
+    assert (padded[5:] == 9).all() and (padded[:, 6:] == 9).all()
+
+
+def _task(tmp_path: Path, image: Path, size: tuple[int, int], windows, *, factor=1.0, scaled=None) -> UnitTask:
+    settings = UnitSettings(tmp_path / "out", 0, 64, 0.7, 0, True, 1, 0.5, (0.0, 0.0, 0.0), "area", 1, 2)
+    for sub in ("images", "labelTxt"):
+        (tmp_path / "out" / sub / "train").mkdir(parents=True, exist_ok=True)
+    geoms = shapely.polygons(np.array([[[4, 4], [20, 4], [20, 12], [4, 12]], [[70, 70], [80, 70], [80, 80], [70, 80]]],
+                                      dtype=float) * factor)
+    return UnitTask(
+        split="train", stem=image.stem, image_path=image, image_size=size, factor=factor, tag="1",
+        scaled_size=scaled or size, windows=np.array(windows), first_window=0, geoms=geoms,
+        object_ids=np.array([0, 3]), categories=["plane", "helicopter"], difficult=np.array([0, 1]),
+        augment=np.array([False, True]), hash_input=True, settings=settings,
+    )
+
+
+def test_unit_writes_kept_windows_drops_empty_ones_and_augments(tmp_path):
+    path = tmp_path / "img.png"
+    cv2.imwrite(str(path), np.full((100, 100, 3), 60, np.uint8))
+    worker._CACHE = worker._ImageCache()
+    windows = [[0, 0, 64, 64], [36, 0, 100, 64], [36, 36, 100, 100]]
+    result = run_unit(_task(tmp_path, path, (100, 100), windows))
+    # Window 1 holds the plane, window 2 nothing (dropped, train), window 3 the helicopter plus one copy.
+    assert [w["name"] for w in result.windows] == ["img__1__0___0", "img__1__36___36", "img__1__36___36__aug1"]
+    assert result.processed == 3 and result.problems == []
+    assert result.windows[0]["objects"][0]["bbox"] == [4, 4, 16, 8]
+    assert result.windows[1]["objects"][0] == {
+        "object": 3, "category": "helicopter", "difficult": 1, "truncated": False,
+        "bbox": [34, 34, 10, 10], "area": 100, "segmentation": [[34, 34, 44, 34, 44, 44, 34, 44]],
+    }
+    assert len(result.input_sha256) == 64
+    assert (tmp_path / "out" / "labelTxt" / "train" / "img__1__0___0.txt").read_text() == "4 4 20 4 20 12 4 12 plane 0\n"
+    # The record survives a JSON round trip (resume reads it back).
+    again = UnitResult.from_dict(result.to_dict())
+    assert again.windows == result.windows and again.input_sha256 == result.input_sha256
+
+
+def test_cache_keeps_one_source_and_one_resized_copy(tmp_path):
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    cv2.imwrite(str(first), np.zeros((100, 100, 3), np.uint8))
+    cv2.imwrite(str(second), np.zeros((80, 80, 3), np.uint8))
+    worker._CACHE = worker._ImageCache()
+    run_unit(_task(tmp_path, first, (100, 100), [[0, 0, 64, 64]], factor=0.5, scaled=(50, 50)))
+    cache = worker._CACHE
+    assert cache.source.shape == (100, 100, 3) and cache.scaled.shape == (50, 50, 3)
+    run_unit(_task(tmp_path, second, (80, 80), [[0, 0, 64, 64]]))
+    assert cache.path == second and cache.source.shape == (80, 80, 3) and cache.scaled is cache.source
+
+
+def test_unreadable_source_gives_a_problem_not_an_exception(tmp_path):
+    path = tmp_path / "bad.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    worker._CACHE = worker._ImageCache()
+    result = run_unit(_task(tmp_path, path, (100, 100), [[0, 0, 64, 64]]))
+    assert result.windows == [] and result.problems[0][0] == "unreadable_image"
