@@ -126,8 +126,17 @@ def normalized_wasserstein(
     """
     if not constant > 0:
         raise ValueError(f"constant must be positive, got {constant}")
-    w2 = wasserstein_squared(boxes1, boxes2, is_aligned)
-    return w2.sqrt_().mul_(-1.0 / constant).exp_()
+    if is_aligned or boxes1.dim() != 2 or boxes2.dim() != 2:
+        w2 = wasserstein_squared(boxes1, boxes2, is_aligned)
+        return w2.sqrt_().mul_(-1.0 / constant).exp_()
+    # W2 is the Euclidean distance between the 4-vectors (cx, cy, w/2, h/2): one fused cdist pass instead
+    # of a dozen element-wise passes. The direct (non-matmul) mode keeps it exact: 0 for equal boxes.
+    mean1, std1 = box_gaussians(boxes1)
+    mean2, std2 = box_gaussians(boxes2)
+    dist = torch.cdist(
+        torch.cat([mean1, std1], -1), torch.cat([mean2, std2], -1), compute_mode="donot_use_mm_for_euclid_dist"
+    )
+    return dist.mul_(-1.0 / constant).exp_()
 
 
 def _kl_diagonal(mean_p: Tensor, std_p: Tensor, mean_q: Tensor, std_q: Tensor) -> Tensor:
@@ -179,10 +188,28 @@ def receptive_field_similarity(gt_boxes: Tensor, prior_boxes: Tensor, is_aligned
         Tensor: Similarity in ``(0, 1]``, shape ``(m, n)`` (``(m,)`` when aligned); 1 when the two
         Gaussians are equal.
     """
-    gt, prior = _pair(gt_boxes, prior_boxes, is_aligned)
-    mean_g, std_g = box_gaussians(gt)
-    mean_r, std_r = box_gaussians(prior)
-    kl = _kl_diagonal(mean_r, std_r, mean_g, std_g)
+    if is_aligned or gt_boxes.dim() != 2 or prior_boxes.dim() != 2:
+        gt, prior = _pair(gt_boxes, prior_boxes, is_aligned)
+        mean_g, std_g = box_gaussians(gt)
+        mean_r, std_r = box_gaussians(prior)
+        return _kl_diagonal(mean_r, std_r, mean_g, std_g).add_(1.0).reciprocal_()
+    # All pairs: split KL(r || g) into a pair term and per-box constants so that no (G, N) logarithm or
+    # division is needed (the scan over 3,000 x 200,000 pairs is dominated by such passes):
+    #   KL = sum_d (mu_g - mu_r)^2 + var_r) / (2 var_g)  +  0.5 sum_d (ln var_g - 1)  -  0.5 sum_d ln var_r
+    mean_g, std_g = box_gaussians(gt_boxes)
+    mean_r, std_r = box_gaussians(prior_boxes)
+    var_g = std_g.clamp(min=_MIN_SIDE).square()
+    var_r = std_r.clamp(min=_MIN_SIDE).square()
+    half_inv_g = var_g.reciprocal().mul_(0.5)
+    const_g = (var_g.log() - 1.0).sum(-1).mul_(0.5)
+    const_r = var_r.log().sum(-1).mul_(-0.5)
+    kl = None
+    for d in (0, 1):
+        term = (mean_g[:, d, None] - mean_r[None, :, d]).square_()
+        term.add_(var_r[None, :, d]).mul_(half_inv_g[:, d, None])
+        kl = term if kl is None else kl.add_(term)
+    # Rounding of the split constants can leave -1e-7 for equal Gaussians: KL is never negative.
+    kl.add_(const_g[:, None]).add_(const_r[None, :]).clamp_(min=0.0)
     return kl.add_(1.0).reciprocal_()
 
 

@@ -103,8 +103,10 @@ class NWDOverlaps:
         if is_aligned:
             return normalized_wasserstein(bboxes1, bboxes2, self.constant, is_aligned=True).to(out_dtype)
         rows, cols = bboxes1.shape[0], bboxes2.shape[0]
-        out = bboxes1.new_empty((rows, cols), dtype=out_dtype)
         step = chunk_length(rows, self.max_elements)
+        if cols <= step:  # one chunk: no copy into a preallocated output
+            return normalized_wasserstein(bboxes1, bboxes2, self.constant).to(out_dtype)
+        out = bboxes1.new_empty((rows, cols), dtype=out_dtype)
         for start in range(0, cols, step):
             out[:, start : start + step] = normalized_wasserstein(bboxes1, bboxes2[start : start + step], self.constant)
         return out

@@ -232,8 +232,10 @@ class RFDOverlaps:
         if is_aligned:
             return receptive_field_similarity(bboxes1, bboxes2, is_aligned=True).float()
         rows, cols = bboxes1.shape[0], bboxes2.shape[0]
-        out = bboxes1.new_empty((rows, cols), dtype=torch.float32)
         step = chunk_length(rows, self.max_elements)
+        if cols <= step:  # one chunk: no copy into a preallocated output
+            return receptive_field_similarity(bboxes1, bboxes2).float()
+        out = bboxes1.new_empty((rows, cols), dtype=torch.float32)
         for start in range(0, cols, step):
             out[:, start : start + step] = receptive_field_similarity(bboxes1, bboxes2[start : start + step])
         return out
