@@ -8,12 +8,14 @@ Layouts (paths relative to the data root):
   ``trainval/`` and ``test/`` or in ``images/trainval/`` and ``images/test/``: these are found too, and
   every path can be given explicitly.
 * DOTAmini10 (``hsfpn-data build-dotamini10``): ``annotations/train.json``, ``annotations/val.json``;
-  images under ``images/`` with each ``file_name`` relative to it (``train/P0001__...png``).
+  images in ``images/train/`` and ``images/val/``, each ``file_name`` relative to its split's folder.
 * Synthetic smoke set (:mod:`pipelines.synthetic_coco`): the DOTAmini10 convention with a ``test`` split.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,7 +155,7 @@ def aitod_layout(
 def coco_split_layout(
     root: Path, name: str, classes: tuple[str, ...], *, train_split: str, test_split: str
 ) -> DatasetLayout:
-    """Check a root in the DOTAmini10 convention (``annotations/{split}.json``, images under ``images/``).
+    """Check a root in the DOTAmini10 convention (``annotations/{split}.json``, images in ``images/{split}/``).
 
     Args:
         root: Dataset root.
@@ -174,22 +176,41 @@ def coco_split_layout(
         raise DataRootError(f"{label} data root {root} does not exist")
     for split in (train_split, test_split):
         _require_file(root, f"annotations/{split}.json", label)
-    if not (root / "images").is_dir():
-        raise DataRootError(f"{label}: expected an images/ folder under {root}; found {_listing(root)}")
+    for split in (train_split, test_split):
+        if not (root / "images" / split).is_dir():
+            raise DataRootError(
+                f"{label}: expected an images/{split}/ folder under {root}; images/ holds {_listing(root / 'images')}"
+            )
     return DatasetLayout(
         name,
         root,
         classes,
         f"annotations/{train_split}.json",
-        "images/",
+        f"images/{train_split}/",
         f"annotations/{test_split}.json",
-        "images/",
+        f"images/{test_split}/",
     )
 
 
 def dotamini10_layout(root: Path) -> DatasetLayout:
-    """Check a DOTAmini10 root written by ``hsfpn-data build-dotamini10`` (train / val splits)."""
-    return coco_split_layout(root, "dotamini10", DOTAMINI10_CLASSES, train_split="train", test_split="val")
+    """Check a DOTAmini10 root written by ``hsfpn-data build-dotamini10`` (train / val splits).
+
+    The class names come from ``annotations/val.json`` (``categories`` in id order), since the builder
+    can select other classes than the paper's ten.
+
+    Raises:
+        DataRootError: A file is missing, or the json has no usable ``categories``.
+    """
+    layout = coco_split_layout(root, "dotamini10", DOTAMINI10_CLASSES, train_split="train", test_split="val")
+    path = layout.root / layout.test_ann
+    try:
+        categories = json.loads(path.read_text(encoding="utf-8"))["categories"]
+        classes = tuple(c["name"] for c in sorted(categories, key=lambda c: c["id"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataRootError(f"{path}: cannot read the COCO categories ({type(exc).__name__}: {exc})") from None
+    if not classes:
+        raise DataRootError(f"{path}: 'categories' is empty")
+    return dataclasses.replace(layout, classes=classes)
 
 
 def _walk(node: Any, key: str, visit: Any, skip: tuple[str, ...] = ()) -> None:

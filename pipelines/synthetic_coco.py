@@ -8,7 +8,7 @@ pipeline (training, evaluation, tables) working, not anything about the paper.
 Layout written (the DOTAmini10 convention, see :mod:`pipelines.datasets`)::
 
     root/annotations/train.json   root/annotations/test.json
-    root/images/train/000000.png  root/images/test/000000.png   (file_name = "train/000000.png")
+    root/images/train/000000.png  root/images/test/000000.png   (file_name = "000000.png")
     root/synthetic.json           (the spec that produced the set; a matching spec reuses it)
 
 The same spec (seed included) gives byte-identical files: each image draws from its own generator
@@ -118,10 +118,10 @@ def _split_coco(spec: SyntheticSpec, split: str, count: int) -> tuple[dict[str, 
     for index in range(count):
         rng = np.random.default_rng([spec.seed, _SPLITS[split], index])
         image, objects = draw_image(rng, spec)
-        name = f"{split}/{index:06d}.png"
+        name = f"{index:06d}.png"
         ok, encoded = cv2.imencode(".png", image)
         if not ok:
-            raise PipelineError(f"synthetic dataset: PNG encoding failed for {name}")
+            raise PipelineError(f"synthetic dataset: PNG encoding failed for {split}/{name}")
         files.append((name, encoded.tobytes()))
         image_id = index + 1
         images.append(dict(id=image_id, file_name=name, width=spec.image_size, height=spec.image_size))
@@ -173,7 +173,7 @@ def write_synthetic_coco(root: Path, spec: SyntheticSpec) -> DatasetLayout:
     for split, count in (("train", spec.num_train), ("test", spec.num_test)):
         coco, files = _split_coco(spec, split, count)
         for name, data in files:
-            _atomic_write(root / "images" / name, data)
+            _atomic_write(root / "images" / split / name, data)
         _atomic_write(root / "annotations" / f"{split}.json", json.dumps(coco).encode("utf-8"))
     # Written last: its presence means every file above is complete.
     _atomic_write(marker, wanted.encode("utf-8"))
