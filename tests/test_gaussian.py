@@ -172,3 +172,16 @@ def test_kl_nonnegative_and_matches_loop(p, q):
     got = kl_divergence(torch.tensor([p], dtype=torch.float64), torch.tensor([q], dtype=torch.float64)).item()
     assert got >= -1e-12
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(gt=st.lists(box_st, min_size=1, max_size=5), prior=st.lists(box_st, min_size=1, max_size=5))
+def test_pairwise_fast_paths_match_the_closed_forms(gt, prior):
+    # The all-pairs paths (cdist for NWD, split constants for KL) against the element-wise closed forms.
+    g, p = torch.tensor(gt), torch.tensor(prior)
+    nwd = normalized_wasserstein(g, p)
+    assert torch.allclose(nwd, wasserstein_squared(g, p).sqrt().div(-12.8).exp(), rtol=1e-5, atol=1e-6)
+    sim = receptive_field_similarity(g, p)
+    expected = 1.0 / (1.0 + kl_divergence(p, g).T)
+    assert torch.allclose(sim, expected, rtol=1e-4, atol=1e-6)
+    assert (sim <= 1.0).all() and (sim > 0).all()
