@@ -39,7 +39,8 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +54,17 @@ from .problems import Problem, ProblemLog, StrictModeError
 from .read import ImageProbeError, find_splits, outside_image, pair_files, probe_image, read_label_file
 from .scale import INTERPOLATIONS, check_scale_options, factor_tag, image_factors, scaled_size
 from .split import get_windows
-from .worker import TIMING_KEYS, UnitResult, UnitSettings, UnitTask, init_worker, run_unit
+from .worker import (
+    TIMING_KEYS,
+    PrepareResult,
+    PrepareTask,
+    UnitResult,
+    UnitSettings,
+    UnitTask,
+    init_worker,
+    run_prepare,
+    run_unit,
+)
 from .write import (
     coco_document,
     json_text,
@@ -206,6 +217,7 @@ class _Entry:
     image_sha256: str | None = None
     label_sha256: str | None = None
     units: list[UnitTask] = field(default_factory=list)
+    prepares: dict[str, PrepareTask] = field(default_factory=dict)  # by factor tag, for images workers share
 
     @property
     def key(self) -> tuple[str, str]:
@@ -279,7 +291,7 @@ def build_dotamini10(
         flip_prob=options.flip_prob, hsv_gains=tuple(options.hsv_gains), interpolation=options.interpolation,
         png_compression=options.png_compression, coord_decimals=options.coord_decimals,
     )
-    _plan_units(entries, options, settings, workers)
+    _plan_units(entries, options, settings, workers, pixels_dir=work / "pixels")
     timings["read"] = time.perf_counter() - t0
 
     fingerprint = {"options": options.to_dict(), "seed": seed, "source": source, "inputs": input_stats}
@@ -347,7 +359,25 @@ def build_dotamini10(
         if progress is not None:
             progress(done_windows, windows_total)
 
-    _execute(pending, workers, on_result)
+    def on_prepared(prepared: PrepareResult, group: _Group) -> bool:
+        first = group.units[0]
+        entry = by_key[(first.split, first.stem)]
+        for name, seconds in prepared.timings.items():
+            timings[name] += seconds
+        peak_rss[0] = max(peak_rss[0], prepared.peak_rss_mb)
+        if prepared.input_sha256:
+            entry.image_sha256 = prepared.input_sha256
+        if not prepared.problems:
+            return True
+        for unit in group.units:  # the image failed to decode: every unit reports it, none runs
+            on_result(UnitResult(unit.split, unit.stem, unit.key, problems=list(prepared.problems),
+                                 processed=len(unit.windows)))
+        return False
+
+    pixels_dir = work / "pixels"
+    shutil.rmtree(pixels_dir, ignore_errors=True)
+    pixels_dir.mkdir(parents=True)
+    _execute(_groups(entries, pending), workers, on_result, on_prepared)
 
     # Stage 6: assemble COCO, manifest, problems and build.json from the records, in sorted order.
     summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers)
@@ -427,7 +457,7 @@ def _finish_image(work: Path, entry: _Entry, results: list[UnitResult]) -> dict[
     record = {
         "split": entry.split,
         "stem": entry.stem,
-        "input_sha256": hashes[0] if hashes else entry.image_sha256,
+        "input_sha256": hashes[0] if hashes else (entry.image_sha256 or sha256_file(entry.image_path)),
         "problems": [list(p) for p in problems],
         "processed": sum(r.processed for r in results),
         "windows": [w for r in results for w in r.windows],
@@ -550,14 +580,18 @@ def _read_sources(
     return entries, sorted(input_stats)
 
 
-def _plan_units(entries: list[_Entry], options: BuildOptions, settings: UnitSettings, workers: int) -> None:
+def _plan_units(
+    entries: list[_Entry], options: BuildOptions, settings: UnitSettings, workers: int, *, pixels_dir: Path | None = None
+) -> None:
     """Cut every usable image into units of windows (one per image unless it is a large share of the build).
 
     Notes:
         Each worker that takes a unit of an image decodes that image, so cutting an image costs a decode per
         worker. An image is cut only when it holds at least one worker's fair share of all windows
         (``share = windows * workers / total >= 1``); it then gets ``2 * min(share, workers)`` units, so a
-        single image keeps every worker busy and the units still balance. Cutting never changes an output.
+        single image keeps every worker busy and the units still balance. The units of a cut image read the
+        scaled pixels from one ``.npy`` file under ``pixels_dir`` that a ``PrepareTask`` writes first, so the
+        image is decoded and resized once, not once per worker. Cutting never changes an output.
     """
     import shapely
 
@@ -590,13 +624,22 @@ def _plan_units(entries: list[_Entry], options: BuildOptions, settings: UnitSett
         share = n * workers / max(total, 1)
         units = min(n, math.ceil(2 * min(share, workers))) if workers > 1 and share >= 1 else 1
         batch = math.ceil(n / units)
+        tag = factor_tag(factor)
+        pixels = None
+        if units > 1 and pixels_dir is not None:
+            pixels = pixels_dir / f"{entry.split}__{entry.stem}__{tag}.npy"
+            entry.prepares[tag] = PrepareTask(
+                split=entry.split, stem=entry.stem, image_path=entry.image_path, image_size=(width, height),
+                scaled_size=(sw, sh), interpolation=options.interpolation, pixels_path=pixels,
+                hash_input=(fi == 0),
+            )
         for start in range(0, n, batch):
             entry.units.append(UnitTask(
                 split=entry.split, stem=entry.stem, image_path=entry.image_path, image_size=(width, height),
-                factor=factor, tag=factor_tag(factor), scaled_size=(sw, sh),
+                factor=factor, tag=tag, scaled_size=(sw, sh),
                 windows=windows[start:start + batch], first_window=start, geoms=geoms, object_ids=cand,
                 categories=categories, difficult=difficult, augment=augment,
-                hash_input=(fi == 0 and start == 0), settings=settings,
+                hash_input=(fi == 0 and start == 0 and pixels is None), settings=settings, pixels_path=pixels,
             ))
 
 
@@ -615,36 +658,106 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _execute(units: list[UnitTask], workers: int, on_result: Callable[[UnitResult], None]) -> None:
-    if not units:
+@dataclass
+class _Group:
+    """The pending units of one image at one scale, and the task sharing its pixels (None: not shared)."""
+
+    units: list[UnitTask]
+    prepare: PrepareTask | None
+
+
+def _groups(entries: list[_Entry], pending: list[UnitTask]) -> list[_Group]:
+    by_image: dict[tuple[str, str, str], list[UnitTask]] = {}
+    for unit in pending:
+        by_image.setdefault((unit.split, unit.stem, unit.tag), []).append(unit)
+    prepares = {(e.split, e.stem, tag): task for e in entries for tag, task in e.prepares.items()}
+    return [_Group(units, prepares.get(key)) for key, units in by_image.items()]
+
+
+# At most this many shared images exist at once: one being split, the next being prepared.
+MAX_SHARED_IMAGES = 2
+
+
+def _execute(
+    groups: list[_Group],
+    workers: int,
+    on_result: Callable[[UnitResult], None],
+    on_prepared: Callable[[PrepareResult, _Group], bool],
+) -> None:
+    if not groups:
         return
     if workers == 1:
-        for unit in units:
-            on_result(_guarded(run_unit, unit))
+        for group in groups:
+            if group.prepare is None or on_prepared(_guarded(run_prepare, group.prepare), group):
+                for unit in group.units:
+                    on_result(_guarded(run_unit, unit))
+            if group.prepare is not None:
+                group.prepare.pixels_path.unlink(missing_ok=True)
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(units)), mp_context=_pool_context(),
-                               initializer=init_worker)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
+    queue = deque(groups)
+    inflight: dict[Future, tuple[_Group, UnitTask | None]] = {}
+    left: dict[int, int] = {}
+    shared = 0
+
+    def feed() -> None:
+        # Submit in build order; a shared image first gets its PrepareTask, its units follow when it is done.
+        nonlocal shared
+        while queue:
+            group = queue[0]
+            if group.prepare is not None:
+                if shared >= MAX_SHARED_IMAGES:
+                    return
+                shared += 1
+                inflight[pool.submit(run_prepare, group.prepare)] = (group, None)
+            else:
+                for unit in group.units:
+                    inflight[pool.submit(run_unit, unit)] = (group, unit)
+            left[id(group)] = len(group.units)
+            queue.popleft()
+
+    def release(group: _Group) -> None:
+        nonlocal shared
+        group.prepare.pixels_path.unlink(missing_ok=True)
+        shared -= 1
+
     try:
-        futures = [pool.submit(run_unit, unit) for unit in units]
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                raise DatasetError(
-                    "a worker process died (out of memory?); rerun with --resume and fewer --workers"
-                ) from None
-            except OSError as exc:
-                raise DatasetError(f"writing outputs failed: {exc}") from None
-            on_result(result)
+        feed()
+        while inflight:
+            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            for future in done:
+                group, unit = inflight.pop(future)
+                result = _future_result(future)
+                if unit is None:
+                    if on_prepared(result, group):
+                        for task in group.units:
+                            inflight[pool.submit(run_unit, task)] = (group, task)
+                    else:
+                        release(group)
+                    continue
+                on_result(result)
+                left[id(group)] -= 1
+                if left[id(group)] == 0 and group.prepare is not None:
+                    release(group)
+            feed()
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
 
 
-def _guarded(fn: Callable[[UnitTask], UnitResult], unit: UnitTask) -> UnitResult:
+def _future_result(future: Future):
     try:
-        return fn(unit)
+        return future.result()
+    except BrokenProcessPool:
+        raise DatasetError("a worker process died (out of memory?); rerun with --resume and fewer --workers") from None
+    except OSError as exc:
+        raise DatasetError(f"writing outputs failed: {exc}") from None
+
+
+def _guarded(fn: Callable, task: object) -> object:
+    try:
+        return fn(task)
     except OSError as exc:
         raise DatasetError(f"writing outputs failed: {exc}") from None
 

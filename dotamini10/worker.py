@@ -9,6 +9,7 @@ Notes:
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .seeding import rng_for
 from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
 from .write import atomic_write_bytes, atomic_write_text, dota_lines, encode_png, sha256_bytes, sha256_file
 
-TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "intersect", "augment", "encode", "write")
+TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "share", "intersect", "augment", "encode", "write")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class UnitTask:
         augment: Whether each candidate's class triggers augmented copies, shape (N,).
         hash_input: Whether this unit computes the source image checksum.
         settings: Shared options.
+        pixels_path: The scaled image as an ``.npy`` file written by ``run_prepare`` when several workers share
+            the image; None to decode the source in this worker.
     """
 
     split: str
@@ -83,6 +86,7 @@ class UnitTask:
     augment: np.ndarray
     hash_input: bool
     settings: UnitSettings
+    pixels_path: Path | None = None
 
     @property
     def key(self) -> str:
@@ -143,7 +147,8 @@ class UnitResult:
 
 
 class _ImageCache:
-    """The current source image and one resized copy of it (at most two images per worker)."""
+    """The current source image and one resized copy of it (at most two images per worker), or a memory map
+    of a shared scaled image."""
 
     def __init__(self) -> None:
         self.path: Path | None = None
@@ -153,19 +158,22 @@ class _ImageCache:
         self.scaled: np.ndarray | None = None
 
     def get(self, task: UnitTask, timings: dict[str, float]) -> np.ndarray:
+        if task.pixels_path is not None:
+            if self.path != task.pixels_path:
+                # A memory map of the shared scaled image: pages are read on demand and shared by all workers.
+                self.path = self.source = self.error = self.scaled = self.scaled_size = None
+                start = time.perf_counter()
+                self.scaled = np.load(task.pixels_path, mmap_mode="r")
+                self.scaled_size = tuple(task.scaled_size)
+                self.path = task.pixels_path
+                timings["decode"] += time.perf_counter() - start
+            return self.scaled
         if self.path != task.image_path:
             # Drop the previous image before decoding the next one, so two sources never coexist.
             self.path = self.source = self.error = self.scaled = self.scaled_size = None
             start = time.perf_counter()
             try:
-                source = decode_image(task.image_path)
-                if (source.shape[1], source.shape[0]) != tuple(task.image_size):
-                    raise ImageProbeError(
-                        "unreadable_image",
-                        f"decoded size {source.shape[1]} x {source.shape[0]} differs from the header's "
-                        f"{task.image_size[0]} x {task.image_size[1]}",
-                    )
-                self.source = source
+                self.source = _decode_checked(task.image_path, task.image_size)
             except ImageProbeError as exc:
                 self.error = exc
             self.path = task.image_path
@@ -182,6 +190,90 @@ class _ImageCache:
 
 
 _CACHE = _ImageCache()
+
+
+@dataclass
+class PrepareTask:
+    """Decode and scale one image once for all workers that share it.
+
+    Attributes:
+        split: Output split.
+        stem: Source image name.
+        image_path: The source image.
+        image_size: Header size ``(width, height)``.
+        scaled_size: ``(width, height)`` after scaling.
+        interpolation: Resizing filter.
+        pixels_path: Where to write the scaled pixels (``.npy``).
+        hash_input: Whether to compute the source checksum.
+    """
+
+    split: str
+    stem: str
+    image_path: Path
+    image_size: tuple[int, int]
+    scaled_size: tuple[int, int]
+    interpolation: str
+    pixels_path: Path
+    hash_input: bool
+
+
+@dataclass
+class PrepareResult:
+    """What ``run_prepare`` did: ``problems`` is non-empty when the source could not be decoded."""
+
+    pixels_path: Path
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    input_sha256: str | None = None
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
+    peak_rss_mb: float = 0.0
+
+
+def run_prepare(task: PrepareTask) -> PrepareResult:
+    """Decode and scale an image and write the pixels to ``task.pixels_path`` (atomically).
+
+    Args:
+        task: The image to share.
+
+    Returns:
+        The ``PrepareResult``; the worker keeps no copy of the pixels afterwards.
+    """
+    result = PrepareResult(task.pixels_path)
+    t = result.timings
+    try:
+        if task.hash_input:
+            start = time.perf_counter()
+            result.input_sha256 = sha256_file(task.image_path)
+            t["hash"] += time.perf_counter() - start
+        start = time.perf_counter()
+        try:
+            source = _decode_checked(task.image_path, task.image_size)
+        except ImageProbeError as exc:
+            result.problems.append((exc.reason, exc.detail))
+            return result
+        t["decode"] += time.perf_counter() - start
+        start = time.perf_counter()
+        scaled = resize_image(source, task.scaled_size, interpolation=task.interpolation)
+        del source
+        t["resize"] += time.perf_counter() - start
+        start = time.perf_counter()
+        tmp = task.pixels_path.with_name(f".{task.pixels_path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, scaled, allow_pickle=False)
+        os.replace(tmp, task.pixels_path)
+        t["share"] += time.perf_counter() - start
+        return result
+    finally:
+        result.peak_rss_mb = _peak_rss_mb()
+
+
+def _decode_checked(path: Path, size: tuple[int, int]) -> np.ndarray:
+    image = decode_image(path)
+    if (image.shape[1], image.shape[0]) != tuple(size):
+        raise ImageProbeError(
+            "unreadable_image",
+            f"decoded size {image.shape[1]} x {image.shape[0]} differs from the header's {size[0]} x {size[1]}",
+        )
+    return image
 
 
 def init_worker() -> None:

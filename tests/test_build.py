@@ -314,7 +314,8 @@ def test_shared_sample_builds_and_reports_the_missing_images(dota_sample, tmp_pa
     assert summary.counts["train"]["instances"] == len(coco["annotations"]) > 500
 
 
-def test_broken_images_are_reported_and_their_objects_invalid(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # with 2 workers each image is shared (decoded by a PrepareTask)
+def test_broken_images_are_reported_and_their_objects_invalid(tmp_path, workers):
     root = make_split(tmp_path / "src", {"good": (200, 150), "trunc": (200, 150), "corrupt": (200, 150)},
                       {s: [box(10, 10, 30, 30, "plane")] for s in ("good", "trunc", "corrupt")})
     data = (root / "images" / "trunc.png").read_bytes()
@@ -323,8 +324,10 @@ def test_broken_images_are_reported_and_their_objects_invalid(tmp_path):
     start = data.index(b"IDAT") + 4
     data[start : start + 16] = b"\x00" * 16
     (root / "images" / "corrupt.png").write_bytes(bytes(data))
-    summary = build_dotamini10(tmp_path / "o", dota_root=root, options=SMALL)
+    summary = build_dotamini10(tmp_path / "o", dota_root=root, options=SMALL, workers=workers)
     assert summary.problems == {"truncated_image": 1, "unreadable_image": 1}
+    assert summary.counts["train"]["images"] == 1  # good.png: 4 windows, one holds the plane
+    assert (summary.timings["share"] > 0) == (workers == 2)
     fates = {r["image"]: (r["status"], r["reason"]) for r in manifest(tmp_path / "o")}
     assert fates == {"good": ("kept", None), "trunc": ("invalid", "truncated_image"),
                      "corrupt": ("invalid", "unreadable_image")}
