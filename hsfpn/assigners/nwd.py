@@ -218,7 +218,9 @@ class RankingAssigner(BaseAssigner):
         if num_gts == 0 or num_priors == 0:
             return empty_assign_result(num_gts, num_priors, priors.device)
         ignore_boxes = None if gt_instances_ignore is None else get_box_tensor(gt_instances_ignore.bboxes)
-        ignored = ignored_priors(priors, ignore_boxes, self.ignore_iof_thr, self.ignore_wrt_candidates, self.max_elements)
+        ignored = ignored_priors(
+            priors, ignore_boxes, self.ignore_iof_thr, self.ignore_wrt_candidates, self.max_elements
+        )
 
         scan = scan_similarity(
             self.iou_calculator, gt_boxes, priors, self.topk, excluded=ignored, max_elements=self.max_elements
