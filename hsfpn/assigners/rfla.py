@@ -212,6 +212,11 @@ class RFDOverlaps:
 
     Args:
         max_elements (int): Entries per computation chunk. Defaults to 2**24.
+
+    Example:
+        >>> gt = torch.tensor([[2.0, 0.0, 6.0, 4.0]])  # sigma 2 about (4, 2)
+        >>> RFDOverlaps()(gt, torch.tensor([[6.0, 0.0, 10.0, 4.0]])).item()  # 4 px: KL = 0.5 * (4 / 2)^2 = 2
+        0.3333...
     """
 
     def __init__(self, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
@@ -273,6 +278,15 @@ class HieAssigner(BaseAssigner):
         iou_calculator (dict): Config of the similarity ``calc(gt_boxes, priors)``. Defaults to
             ``dict(type='RFDOverlaps')``.
         max_elements (int): Entry budget of one ground-truth x prior chunk. Defaults to 2**24.
+
+    Example:
+        >>> # 4 x 4 priors at x = 0, 4, 8, 12; objects at x = 4 and x = 5 both prefer prior 1: the first
+        >>> # keeps it, stage 2 gives the second its best free prior (x = 8).
+        >>> priors = torch.tensor([[x - 2.0, 0.0, x + 2.0, 4.0] for x in (0, 4, 8, 12)])
+        >>> gts = InstanceData(bboxes=priors[1:2] + torch.tensor([[0.0, 0, 0, 0], [1, 0, 1, 0]]),
+        ...                    labels=torch.tensor([0, 1]))
+        >>> HieAssigner(topk=(1, 1)).assign(InstanceData(priors=priors), gts).gt_inds.tolist()
+        [0, 1, 2, 0]
     """
 
     def __init__(
