@@ -6,7 +6,9 @@ paper's numbers come from: one multiply-accumulate counts as one FLOP; a conv co
 costs ``input elements x out_features``. The "full" count adds what such counters cannot see because no conv
 or linear layer performs it: the DCT filter's matrix products (:meth:`hsfpn.dct.DCTHighPass.macs`) and the
 SDP attention matmuls (:meth:`hsfpn.sdp.BlockCrossAttention.macs`). Normalisation, activation, pooling and
-softmax are counted in neither.
+softmax are counted in neither. SDP's two 1x1 projections are counted as the paper formulates them, both at
+the finer level's resolution, although the key projection actually runs before the upsampling (see
+:meth:`hsfpn.sdp.SDP.forward`).
 """
 
 from __future__ import annotations
@@ -78,10 +80,16 @@ def count_macs(model: nn.Module, run: Callable[[], Any]) -> MacCount:
         totals["extra"] += module.extra_macs(inputs[0].shape)  # type: ignore[operator]
 
     def sdp_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        totals["extra"] += module.extra_macs(inputs[0].shape, tuple(inputs[2]))  # type: ignore[operator]
+        projections, attention = module.macs(inputs[0].shape, tuple(inputs[2]))  # type: ignore[operator]
+        totals["base"] += projections
+        totals["extra"] += attention
 
+    # SDP's projections are counted by its own hook, as the paper formulates them (see SDP.macs).
+    inside_sdp = {id(c) for m in model.modules() if isinstance(m, SDP) for c in m.modules()}
     handles = []
     for m in model.modules():
+        if id(m) in inside_sdp and not isinstance(m, SDP):
+            continue
         if isinstance(m, nn.Conv2d):
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):

@@ -184,8 +184,7 @@ class HSFPN(FPN):
         block = tuple(laterals[-1].shape[-2:])
         out = list(laterals)
         for i in range(len(out) - 2, -1, -1):
-            high_up = F.interpolate(out[i + 1], size=out[i].shape[-2:], mode="nearest")
-            out[i] = self.sdps[i](out[i], high_up, block)
+            out[i] = self.sdps[i](out[i], out[i + 1], block)
         return out
 
     def forward(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

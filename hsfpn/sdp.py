@@ -62,6 +62,22 @@ def _from_blocks(t: Tensor, n: int, h: int, w: int, bh: int, bw: int) -> Tensor:
     return out.reshape(n, c, h, w)
 
 
+def _token_major(t: Tensor) -> Tensor:
+    """``(N, C, h, w)`` -> contiguous ``(N, h*w, C)`` (per-image 2-D transposes, the fast kernel)."""
+    n, c, h, w = t.shape
+    out = t.new_empty(n, h * w, c)
+    for i in range(n):
+        out[i].copy_(t[i].reshape(c, h * w).t())
+    return out
+
+
+def _block_index(rows: Tensor, cols: Tensor, bh: int, bw: int, width: int) -> Tensor:
+    """Flat source positions (row * width + col) of a region's tokens, in :func:`_to_blocks` order."""
+    nh, nw = rows.numel() // bh, cols.numel() // bw
+    flat = rows.view(nh, 1, bh, 1) * width + cols.view(1, nw, 1, bw)
+    return flat.reshape(-1)
+
+
 class BlockCrossAttention(nn.Module):
     """Single-head attention inside non-overlapping blocks (paper eq. 3), no parameters.
 
@@ -72,28 +88,50 @@ class BlockCrossAttention(nn.Module):
     stored for the whole map.
     """
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, block_size: tuple[int, int]) -> Tensor:
+    def forward(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        block_size: tuple[int, int],
+        upsample: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         """Attend within blocks.
 
         Args:
             q (Tensor): ``(N, C, H, W)`` queries.
-            k (Tensor): ``(N, C, H, W)`` keys.
-            v (Tensor): ``(N, C, H, W)`` values.
+            k (Tensor): ``(N, C, H, W)`` keys, or ``(N, C, h, w)`` with ``upsample``.
+            v (Tensor): Values shaped as ``k``.
             block_size (tuple[int, int]): ``(b_h, b_w)`` block side; see the module notes for remainders.
+            upsample (tuple[Tensor, Tensor], optional): ``(rows, cols)``, long tensors of length H and W giving
+                the source row / column of ``k`` and ``v`` for every row / column of ``q``: keys and values are
+                then read through this nearest-neighbour map instead of being upsampled first. Defaults to None.
 
         Returns:
             Tensor: ``(N, C, H, W)`` attended values, each block in its place.
         """
-        if q.shape != k.shape or q.shape != v.shape:
+        n, c, h, w = q.shape
+        if upsample is None and (k.shape != q.shape or v.shape != q.shape):
             raise ValueError(f"BlockCrossAttention needs q, k, v of one shape, got {q.shape}, {k.shape}, {v.shape}")
-        n, _, h, w = q.shape
+        if upsample is not None:
+            if k.shape != v.shape or k.shape[:2] != q.shape[:2] or upsample[0].numel() != h or upsample[1].numel() != w:
+                raise ValueError(f"BlockCrossAttention: keys {tuple(k.shape)} and map {tuple(upsample[0].shape)} x "
+                                 f"{tuple(upsample[1].shape)} do not fit queries {tuple(q.shape)}")
+            # Token-major (N, h*w, C) keys: the gathers below then move whole C-long rows.
+            k_tok = _token_major(k)
+            v_tok = k_tok if v is k else _token_major(v)
         rows = []
         for r0, r1, bh in block_spans(h, block_size[0]):
             cols = []
             for c0, c1, bw in block_spans(w, block_size[1]):
                 qb = _to_blocks(q[:, :, r0:r1, c0:c1], bh, bw)
-                kb = _to_blocks(k[:, :, r0:r1, c0:c1], bh, bw)
-                vb = kb if v is k else _to_blocks(v[:, :, r0:r1, c0:c1], bh, bw)
+                if upsample is None:
+                    kb = _to_blocks(k[:, :, r0:r1, c0:c1], bh, bw)
+                    vb = kb if v is k else _to_blocks(v[:, :, r0:r1, c0:c1], bh, bw)
+                else:
+                    index = _block_index(upsample[0][r0:r1], upsample[1][c0:c1], bh, bw, k.shape[-1])
+                    kb = k_tok.index_select(1, index).reshape(qb.shape)
+                    vb = kb if v is k else v_tok.index_select(1, index).reshape(qb.shape)
                 # A 4-D (batch, heads, tokens, C) call takes PyTorch's fused CPU kernel; 3-D falls back to
                 # the unfused math path, which stores every tokens x tokens matrix.
                 out = F.scaled_dot_product_attention(qb.unsqueeze(1), kb.unsqueeze(1), vb.unsqueeze(1)).squeeze(1)
@@ -115,7 +153,7 @@ class BlockCrossAttention(nn.Module):
 
 
 class SDP(nn.Module):
-    """Spatial Dependency Perception: ``C_i + BlockAttn(Q(C_i), K(P_up), V = K(P_up))``.
+    """Spatial Dependency Perception: ``C_i + BlockAttn(Q(C_i), K(up(P)), V = K(up(P)))``.
 
     ``Q = GN32(relu(conv1x1(C_i)))``, ``K = GN32(relu(conv1x1(P_up)))`` (bias-free convs), and, as in the
     release, the values are the keys (no value and no output projection, one head, scale ``1/sqrt(C)``).
@@ -125,7 +163,7 @@ class SDP(nn.Module):
 
     Example:
         >>> sdp = SDP(64)
-        >>> sdp(torch.randn(1, 64, 20, 20), torch.randn(1, 64, 20, 20), (5, 5)).shape
+        >>> sdp(torch.randn(1, 64, 20, 20), torch.randn(1, 64, 10, 10), (5, 5)).shape
         torch.Size([1, 64, 20, 20])
     """
 
@@ -138,21 +176,45 @@ class SDP(nn.Module):
         self.key_proj = ConvModule(channels, channels, 1, bias=False, norm_cfg=gn, order=("conv", "act", "norm"))
         self.attention = BlockCrossAttention()
 
-    def forward(self, low: Tensor, high_up: Tensor, block_size: tuple[int, int]) -> Tensor:
-        """Fuse a lateral map with the (upsampled) level above.
+    def forward(self, low: Tensor, high: Tensor, block_size: tuple[int, int]) -> Tensor:
+        """Fuse a lateral map with the level above.
 
         Args:
             low (Tensor): ``(N, C, H, W)`` current level C_i (after HFP when HFP is on).
-            high_up (Tensor): ``(N, C, H, W)`` level above, already upsampled to ``(H, W)``.
+            high (Tensor): ``(N, C, h, w)`` level above (its SDP output), upsampled here to ``(H, W)`` (nearest).
             block_size (tuple[int, int]): Block side, the top lateral map's ``(H, W)``.
 
         Returns:
             Tensor: ``(N, C, H, W)`` = ``low + attention``.
+
+        Notes:
+            The paper computes ``K = GN(relu(conv(up(P))))``. The conv and ReLU act per pixel, and a nearest x2
+            upsampling repeats every pixel exactly four times, which leaves GroupNorm's statistics unchanged;
+            so when ``(H, W) == (2h, 2w)`` ``K = up(GN(relu(conv(P))))`` exactly, at a quarter of the cost,
+            and the upsampling itself is folded into cutting the key blocks. Other size pairs (odd sides)
+            repeat pixels unevenly and take the paper's order.
         """
+        size = low.shape[-2:]
         q = self.query_proj(low)
-        k = self.key_proj(high_up)
+        if size[0] == 2 * high.shape[-2] and size[1] == 2 * high.shape[-1]:
+            k = self.key_proj(high)
+            # Nearest x2 (PyTorch's rule: source = floor(dst / 2)), applied while cutting the key blocks.
+            rows = torch.arange(size[0], device=low.device) // 2
+            cols = torch.arange(size[1], device=low.device) // 2
+            return low + self.attention(q, k, k, block_size, upsample=(rows, cols))
+        k = self.key_proj(F.interpolate(high, size=size, mode="nearest"))
         return low + self.attention(q, k, k, block_size)
+
+    def macs(self, low_shape: torch.Size | tuple[int, ...], block_size: tuple[int, int]) -> tuple[int, int]:
+        """MACs of one forward as the paper formulates it: ``(projections, attention)``.
+
+        Both 1x1 projections are counted at the finer level's resolution (the paper's order; the
+        implementation runs K's before the upsampling where that is exact, see :meth:`forward`).
+        """
+        n, c, h, w = low_shape
+        projections = 2 * n * h * w * c * self.query_proj.conv.out_channels
+        return projections, BlockCrossAttention.macs(low_shape, block_size)
 
     def extra_macs(self, shape: torch.Size | tuple[int, ...], block_size: tuple[int, int]) -> int:
         """MACs a conv/linear hook counter misses: the attention matmuls."""
-        return BlockCrossAttention.macs(shape, block_size)
+        return self.macs(shape, block_size)[1]

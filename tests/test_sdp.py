@@ -83,6 +83,26 @@ def test_sdp_is_residual_cross_attention_with_v_equal_k():
     assert sdp.query_proj.order == ("conv", "act", "norm")
 
 
+@pytest.mark.parametrize("low_size,high_size", [((8, 12), (4, 6)), ((9, 7), (5, 4)), ((6, 6), (6, 6))])
+def test_sdp_upsamples_the_level_above_as_the_paper(low_size, high_size):
+    # Paper order: K = GN(relu(conv(up(P)))). The x2 case runs the projection first (exact); others do not.
+    torch.manual_seed(1)
+    sdp = SDP(64).eval()
+    with torch.no_grad():
+        sdp.key_proj.gn.weight.uniform_(0.5, 1.5)
+        sdp.key_proj.gn.bias.uniform_(-0.5, 0.5)
+    low, high = torch.randn(2, 64, *low_size), torch.randn(2, 64, *high_size)
+    k = sdp.key_proj(torch.nn.functional.interpolate(high, size=low_size, mode="nearest"))
+    expected = low + loop_attention(sdp.query_proj(low), k, k, (3, 3))
+    assert torch.allclose(sdp(low, high, (3, 3)), expected, atol=1e-5)
+
+
+def test_sdp_macs_follow_the_paper_formulation():
+    projections, attention = SDP(32).macs((1, 32, 8, 8), (4, 4))
+    assert projections == 2 * 64 * 32 * 32
+    assert attention == 4 * 2 * 16 * 16 * 32
+
+
 def test_sdp_parameters():
     # 2 x (1x1 conv without bias + GroupNorm): 2 x (256 * 256 + 2 * 256) = 132,096 (REFERENCE section 1).
     assert sum(p.numel() for p in SDP(256).parameters()) == 132_096
@@ -91,7 +111,7 @@ def test_sdp_parameters():
 def test_gradients_reach_every_parameter():
     sdp = SDP(32)
     low = torch.randn(2, 32, 6, 10, requires_grad=True)
-    high = torch.randn(2, 32, 6, 10, requires_grad=True)
+    high = torch.randn(2, 32, 3, 5, requires_grad=True)
     sdp(low, high, (4, 4)).square().sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in sdp.parameters())
     assert high.grad.abs().sum() > 0
