@@ -70,7 +70,8 @@ def label_assignment_overrides(
           with ``'_delete_': True`` (replace, do not merge into, the existing ``MaxIoUAssigner``).
           With ``rcnn_metric='nwd'`` it also has ``'rcnn'``: for Faster R-CNN a dict
           ``{'assigner': {'iou_calculator': {...}}}`` merged into the stage's assigner; for Cascade R-CNN and
-          DetectoRS a list of 3 such dicts, merged element-wise into the existing list of stage dicts.
+          DetectoRS ``{'0': S, '1': S, '2': S}``, such dicts keyed by stage index, which mmengine's
+          ``merge_from_dict`` (``allow_list_keys=True``, its default) merges into the list of stage dicts.
         * ``'rpn_head'`` (``'rfla'`` only): ``{'anchor_generator': G}`` with ``G`` a complete ``RFGenerator``
           dict with ``'_delete_': True``.
 
@@ -116,39 +117,44 @@ def label_assignment_overrides(
     if rcnn_metric == "nwd":
         stage = dict(assigner=dict(iou_calculator=dict(nwd_calculator)))
         stages = RCNN_STAGES[detector]
-        train_cfg["rcnn"] = stage if stages == 1 else [copy.deepcopy(stage) for _ in range(stages)]
+        train_cfg["rcnn"] = stage if stages == 1 else {str(i): copy.deepcopy(stage) for i in range(stages)}
     overrides["train_cfg"] = train_cfg
     return overrides
 
 
 def merge_overrides(base: Any, override: Any) -> Any:
-    """Recursive merge with mmengine's ``_delete_`` rule; lists of dicts merge element-wise.
+    """Recursive merge with mmengine's rules (``Config.merge_from_dict`` with ``allow_list_keys=True``).
 
     Args:
         base (Any): The original value (dict, list or scalar); not modified.
         override (Any): The override. A dict with ``'_delete_': True`` replaces ``base`` (minus that key);
-            a dict merges key by key; a list merged into a list of equal length merges element-wise;
-            anything else replaces ``base``.
+            a dict whose keys are all digit strings merged into a list merges into those list elements;
+            another dict merges key by key into a dict base; anything else replaces ``base``.
 
     Returns:
         Any: A new merged value.
 
     Raises:
-        ValueError: When a list override and a list base differ in length.
+        ValueError: When an index key is past the end of the list it merges into.
     """
-    if isinstance(override, dict):
-        override = dict(override)
-        if override.pop("_delete_", False) or not isinstance(base, dict):
-            return copy.deepcopy(override)
-        merged = copy.deepcopy(base)
+    if not isinstance(override, dict):
+        return copy.deepcopy(override)
+    override = dict(override)
+    if override.pop("_delete_", False):
+        return copy.deepcopy(override)
+    if isinstance(base, list) and override and all(isinstance(k, str) and k.isdigit() for k in override):
+        merged_list = copy.deepcopy(base)
         for key, value in override.items():
-            merged[key] = merge_overrides(base.get(key), value)
-        return merged
-    if isinstance(override, list) and isinstance(base, list):
-        if len(override) != len(base):
-            raise ValueError(f"cannot merge a list of {len(override)} overrides into a list of {len(base)}")
-        return [merge_overrides(b, o) for b, o in zip(base, override)]
-    return copy.deepcopy(override)
+            if int(key) >= len(base):
+                raise ValueError(f"override index {key} is past the end of a list of {len(base)}")
+            merged_list[int(key)] = merge_overrides(base[int(key)], value)
+        return merged_list
+    if not isinstance(base, dict):
+        return copy.deepcopy(override)
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        merged[key] = merge_overrides(base.get(key), value)
+    return merged
 
 
 def apply_label_assignment(model: dict[str, Any], detector: str, method: str, **kwargs: Any) -> dict[str, Any]:
