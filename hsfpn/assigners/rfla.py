@@ -25,6 +25,9 @@ Notes:
     truth and keeps the new pick when it is not already positive, available here as
     ``stage2_scope='all'``. (3) Stage 2 only adds positives; negatives and ignores come from stage 1.
     (4) Conflicts and ties are resolved deterministically (see :mod:`hsfpn.assigners.ranking`).
+    (5) ``RFGenerator`` defaults to one isotropic prior per point, the paper's receptive field; the
+    release's generator makes three (ratios 0.5, 1, 2) when a config sets none, which is what the
+    presets (:mod:`hsfpn.assigners.presets`) reproduce.
 """
 
 from __future__ import annotations
