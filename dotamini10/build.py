@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from . import worker as worker_module
 from .classes import AUGMENT_CLASSES, DOTAMINI10_CLASSES, check_class_list, detect_dota_version
 from .errors import DatasetError
 from .problems import Problem, ProblemLog, StrictModeError
@@ -687,12 +688,18 @@ def _execute(
     if not groups:
         return
     if workers == 1:
-        for group in groups:
-            if group.prepare is None or on_prepared(_guarded(run_prepare, group.prepare), group):
-                for unit in group.units:
-                    on_result(_guarded(run_unit, unit))
-            if group.prepare is not None:
-                group.prepare.pixels_path.unlink(missing_ok=True)
+        # In this process the worker cache must not outlive the build: it would keep an image in memory and
+        # could serve stale pixels to a later build that reads a changed file under the same name.
+        worker_module.reset_cache()
+        try:
+            for group in groups:
+                if group.prepare is None or on_prepared(_guarded(run_prepare, group.prepare), group):
+                    for unit in group.units:
+                        on_result(_guarded(run_unit, unit))
+                if group.prepare is not None:
+                    group.prepare.pixels_path.unlink(missing_ok=True)
+        finally:
+            worker_module.reset_cache()
         return
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
     queue = deque(groups)

@@ -192,6 +192,12 @@ class _ImageCache:
 _CACHE = _ImageCache()
 
 
+def reset_cache() -> None:
+    """Forget the cached image of this process (the builder calls it around in-process runs)."""
+    global _CACHE
+    _CACHE = _ImageCache()
+
+
 @dataclass
 class PrepareTask:
     """Decode and scale one image once for all workers that share it.

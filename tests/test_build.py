@@ -423,3 +423,21 @@ def test_synthetic_default_builds_from_the_seed(tmp_path):
     assert info["source"]["kind"] == "synthetic" and info["source"]["seed"] == 0
     assert summary.counts["train"]["instances"] > 0 and summary.counts["val"]["images"] > 0
     assert not (out / ".work").exists()
+
+
+def test_in_process_builds_read_the_image_again(tmp_path):
+    root = make_split(tmp_path / "src", {"a": (150, 150)}, {"a": [box(10, 10, 40, 30, "plane")]})
+    build_dotamini10(tmp_path / "one", dota_root=root, options=SMALL)
+    write_image(root / "images" / "a.png", 150, 150, seed=99)  # same name, other pixels
+    build_dotamini10(tmp_path / "two", dota_root=root, options=SMALL)
+    first, second = (json.loads((tmp_path / d / "build.json").read_text(encoding="utf-8"))["outputs"]
+                     for d in ("one", "two"))
+    assert first["images/train/a__1__0___0.png"] != second["images/train/a__1__0___0.png"]
+
+
+def test_progress_reports_every_window_once(release, tmp_path):
+    seen = []
+    summary = build_dotamini10(tmp_path / "o", dota_root=release, options=SMALL, workers=2,
+                               progress=lambda done, total: seen.append((done, total)))
+    assert seen[0][0] == 0 and seen[-1] == (summary.windows_total, summary.windows_total)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
