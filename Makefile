@@ -23,6 +23,7 @@ bench: setup
 	$(PY) benchmarks/bench_neck.py
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/bench_build.py
+	$(PY) benchmarks/bench_assign.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
