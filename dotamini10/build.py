@@ -546,6 +546,11 @@ def _read_sources(
                     problems.add(Problem(entry.image_rel, 0, exc.reason, exc.detail))
                     file_problem = exc.reason
                     entry.image_sha256 = sha256_file(pair.image)
+            if file_problem is None and any(p.reason == "unreadable_label" for p in label.problems):
+                # Unknown annotations: the image can be neither a positive nor a negative example.
+                file_problem = "unreadable_label"
+                entry.size = None
+                entry.image_sha256 = sha256_file(pair.image)
             if file_problem is not None:
                 entry.reason = [r or file_problem for r in entry.reason]
                 entry.status = ["invalid"] * len(entry.lines)

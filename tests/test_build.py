@@ -326,6 +326,7 @@ def test_broken_images_are_reported_and_their_objects_invalid(tmp_path, workers)
     (root / "images" / "corrupt.png").write_bytes(bytes(data))
     summary = build_dotamini10(tmp_path / "o", dota_root=root, options=SMALL, workers=workers)
     assert summary.problems == {"truncated_image": 1, "unreadable_image": 1}
+    assert summary.counts["train"]["source_images"] == 1
     assert summary.counts["train"]["images"] == 1  # good.png: 4 windows, one holds the plane
     assert (summary.timings["share"] > 0) == (workers == 2)
     fates = {r["image"]: (r["status"], r["reason"]) for r in manifest(tmp_path / "o")}
@@ -423,6 +424,18 @@ def test_synthetic_default_builds_from_the_seed(tmp_path):
     assert info["source"]["kind"] == "synthetic" and info["source"]["seed"] == 0
     assert summary.counts["train"]["instances"] > 0 and summary.counts["val"]["images"] > 0
     assert not (out / ".work").exists()
+
+
+def test_an_unreadable_label_file_excludes_its_image(tmp_path):
+    root = make_split(tmp_path / "src", {"a": (150, 150), "b": (150, 150)}, {"a": [box(10, 10, 40, 30, "plane")]})
+    (root / "labelTxt" / "b.txt").write_bytes(b"\xff\xfe 1 2 3")
+    summary = build_dotamini10(tmp_path / "o", dota_root=root, options=BuildOptions(
+        crop_size=128, stride=96, scale_mode="fixed", scales=(1.0,), drop_empty_train=False))
+    assert summary.problems == {"unreadable_label": 1}
+    coco = json.loads((tmp_path / "o" / "annotations" / "train.json").read_text(encoding="utf-8"))
+    assert {im["source"] for im in coco["images"]} == {"a"}  # b's windows would be false negatives
+    info = json.loads((tmp_path / "o" / "build.json").read_text(encoding="utf-8"))
+    assert set(info["inputs"]) == {"labelTxt/a.txt", "images/a.png", "labelTxt/b.txt", "images/b.png"}
 
 
 def test_in_process_builds_read_the_image_again(tmp_path):
