@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -158,6 +159,11 @@ def bench_scene(name: str, split_dir: Path, work: Path, workers: int, repeat: in
             rss_text = f"{rss:.0f} + {r['worker_peak_rss_mb']:.0f}/worker"
         print(f"{label:<14}{r['windows']:>8}{r['seconds']:>9.2f}{rate:>11.1f}{rate / ref:>8.2f}{bound / rate:>11.2f}"
               f"{rss_text:>22}")
+    best = results[f"builder x{workers}"]
+    best_rate = best["windows"] / best["seconds"]
+    print(f"builder x{workers}: {best_rate / ref:.2f}x the reference's windows/s (target >= 3), "
+          f"{bound / best_rate:.2f}x the I/O bound's time (target <= 1.3); the bound itself is "
+          f"{bound / ref:.2f}x the reference")
     b = results["I/O bound"]
     print(f"I/O bound parts: decode {b['decode']:.2f} s, encode {b['encode']:.2f} s in all "
           f"({1000 * b['encode'] / max(b['windows'], 1):.1f} ms per window), spread over {workers} workers")
@@ -189,6 +195,8 @@ def main() -> None:
         print(json.dumps(out))
         return
     work = Path(tempfile.mkdtemp(prefix="bench_build_"))
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} CPUs "
+          "(figures are relative to runs made in the same minutes)")
     try:
         scene = args.keep or work / "scene"
         if not (scene / "images" / f"S{args.size}.png").is_file():
@@ -202,6 +210,7 @@ def main() -> None:
             bench_scene("shared DOTA sample (2 images)", sample, work, args.workers, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
