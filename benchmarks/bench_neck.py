@@ -1,11 +1,12 @@
 """Benchmark HS-FPN against MMDetection's FPN and the unoptimised transcription of the paper.
 
 Prints, for each device (CPU, and CUDA when available) and batch size, forward and forward+backward time
-(median over repeats) and peak memory of the three necks on ResNet-50 maps of a square image, with ratios to
+(median over repeats, wall-clock and process CPU time: on a shared machine the CPU time of a one-thread run is
+the steadier figure) and peak memory of the three necks on ResNet-50 maps of a square image, with ratios to
 FPN and to the baseline measured in the same run, after checking that HS-FPN's outputs equal the baseline's.
 
-Each (device, neck, batch) runs in its own subprocess so that the CPU peak (the process's resident-set high-water
-mark above its level after setup) belongs to that neck alone. On CUDA the peak is
+Each (device, neck, batch, forward or forward+backward) runs in its own subprocess so that the CPU peak (the
+process's resident-set high-water mark above its level after setup) belongs to that measurement alone. On CUDA the peak is
 ``torch.cuda.max_memory_allocated`` above the allocation after setup.
 
 Usage::
@@ -67,8 +68,8 @@ def _rss_kb() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def worker(neck: str, batch: int, size: int, device: str, repeats: int, warmup: int) -> dict:
-    """Time one neck in this process; returns seconds and peak memory (MiB) for forward and fwd+bwd."""
+def worker(neck: str, batch: int, size: int, device: str, mode: str, repeats: int, warmup: int) -> dict:
+    """Time one neck in this process (``mode`` 'fwd' or 'fwdbwd'): median seconds and peak memory in MiB."""
     import torch
 
     module, inputs = _setup(neck, batch, size, device)
@@ -78,47 +79,40 @@ def worker(neck: str, batch: int, size: int, device: str, repeats: int, warmup: 
         if cuda:
             torch.cuda.synchronize()
 
-    def peak_start() -> int:
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-            return torch.cuda.memory_allocated()
-        return _rss_kb() * 1024
-
-    def peak_end(base: int) -> float:
-        if cuda:
-            return (torch.cuda.max_memory_allocated() - base) / 2**20
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base) / 2**20
-
-    result = {}
-    module.eval()
-    base = peak_start()
-    times = []
-    with torch.no_grad():
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_kb() * 1024
+    times, cpu = [], []
+    if mode == "fwd":
+        module.eval()
+        with torch.no_grad():
+            for i in range(warmup + repeats):
+                sync()
+                t0, c0 = time.perf_counter(), time.process_time()
+                module(inputs)
+                sync()
+                if i >= warmup:
+                    times.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
+    else:
+        module.train()
+        feats = [x.clone().requires_grad_(True) for x in inputs]
         for i in range(warmup + repeats):
+            module.zero_grad(set_to_none=True)
             sync()
-            t0 = time.perf_counter()
-            module(inputs)
+            t0, c0 = time.perf_counter(), time.process_time()
+            sum(o.float().mean() for o in module(feats)).backward()
             sync()
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
-    result["fwd_s"] = statistics.median(times)
-    result["fwd_mib"] = peak_end(base)
-
-    module.train()
-    feats = [x.clone().requires_grad_(True) for x in inputs]
-    base = peak_start()
-    times = []
-    for i in range(warmup + repeats):
-        module.zero_grad(set_to_none=True)
-        sync()
-        t0 = time.perf_counter()
-        sum(o.float().mean() for o in module(feats)).backward()
-        sync()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    result["fwdbwd_s"] = statistics.median(times)
-    result["fwdbwd_mib"] = peak_end(base)
-    return result
+                cpu.append(time.process_time() - c0)
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"s": statistics.median(times), "cpu_s": statistics.median(cpu), "mib": peak / 2**20}
 
 
 def check_equal(size: int, device: str) -> float:
@@ -140,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cpu + cuda if any)")
-    parser.add_argument("--worker", nargs=3, metavar=("NECK", "BATCH", "DEVICE"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, metavar=("NECK", "BATCH", "DEVICE", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     import torch
@@ -148,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker:
-        neck, batch, device = args.worker
-        print(json.dumps(worker(neck, int(batch), args.size, device, args.repeats, args.warmup)))
+        neck, batch, device, mode = args.worker
+        print(json.dumps(worker(neck, int(batch), args.size, device, mode, args.repeats, args.warmup)))
         return
 
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -160,23 +154,29 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n[{device}] HSFPN vs baseline outputs: max relative difference {rel:.2e} "
               f"({'OK' if rel <= 1e-4 else 'ABOVE 1e-4'})")
         for batch in args.batches:
-            res = {}
+            res: dict[str, dict[str, float]] = {}
             for neck in NECKS:
-                cmd = [sys.executable, __file__, "--worker", neck, str(batch), device, "--size", str(args.size),
-                       "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--threads",
-                       str(args.threads or torch.get_num_threads())]
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                res[neck] = json.loads(out.strip().splitlines()[-1])
-            print(f"\n  batch {batch}")
-            print(f"  {'neck':<9}{'fwd s':>9}{'x FPN':>7}{'fwd MiB':>9}{'fwd+bwd s':>11}{'x FPN':>7}"
-                  f"{'f+b MiB':>9}")
+                for mode in ("fwd", "fwdbwd"):
+                    cmd = [sys.executable, __file__, "--worker", neck, str(batch), device, mode, "--size",
+                           str(args.size), "--repeats", str(args.repeats), "--warmup", str(args.warmup),
+                           "--threads", str(args.threads or torch.get_num_threads())]
+                    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                    r = json.loads(out.strip().splitlines()[-1])
+                    res.setdefault(neck, {}).update(
+                        {f"{mode}_s": r["s"], f"{mode}_cpu": r["cpu_s"], f"{mode}_mib": r["mib"]}
+                    )
+            print(f"\n  batch {batch}   (wall s: median wall-clock seconds; cpu s: median process CPU seconds)")
+            print(f"  {'neck':<9}{'fwd s':>8}{'x FPN':>7}{'cpu s':>8}{'x FPN':>7}{'MiB':>6}"
+                  f"{'f+b s':>9}{'x FPN':>7}{'cpu s':>8}{'x FPN':>7}{'MiB':>6}")
             for neck in NECKS:
-                r = res[neck]
-                print(f"  {neck:<9}{r['fwd_s']:>9.3f}{r['fwd_s'] / res['FPN']['fwd_s']:>7.2f}{r['fwd_mib']:>9.0f}"
-                      f"{r['fwdbwd_s']:>11.3f}{r['fwdbwd_s'] / res['FPN']['fwdbwd_s']:>7.2f}{r['fwdbwd_mib']:>9.0f}")
-            speed_f = res["baseline"]["fwd_s"] / res["HSFPN"]["fwd_s"]
-            speed_b = res["baseline"]["fwdbwd_s"] / res["HSFPN"]["fwdbwd_s"]
-            print(f"  HSFPN speed-up over baseline: forward {speed_f:.2f}x, forward+backward {speed_b:.2f}x")
+                r, b = res[neck], res["FPN"]
+                print(f"  {neck:<9}{r['fwd_s']:>8.3f}{r['fwd_s'] / b['fwd_s']:>7.2f}{r['fwd_cpu']:>8.3f}"
+                      f"{r['fwd_cpu'] / b['fwd_cpu']:>7.2f}{r['fwd_mib']:>6.0f}{r['fwdbwd_s']:>9.3f}"
+                      f"{r['fwdbwd_s'] / b['fwdbwd_s']:>7.2f}{r['fwdbwd_cpu']:>8.3f}"
+                      f"{r['fwdbwd_cpu'] / b['fwdbwd_cpu']:>7.2f}{r['fwdbwd_mib']:>6.0f}")
+            speed = {k: res["baseline"][k] / res["HSFPN"][k] for k in ("fwd_s", "fwd_cpu", "fwdbwd_s", "fwdbwd_cpu")}
+            print(f"  HSFPN speed-up over baseline: forward {speed['fwd_s']:.2f}x wall / {speed['fwd_cpu']:.2f}x cpu, "
+                  f"forward+backward {speed['fwdbwd_s']:.2f}x wall / {speed['fwdbwd_cpu']:.2f}x cpu")
 
 
 if __name__ == "__main__":
