@@ -122,8 +122,8 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
     "smoke": dict(
         gpus=0,
         img_scale=256,
-        max_epochs=12,
-        milestones=(8, 11),
+        max_epochs=6,
+        milestones=(4, 5),
         warmup_iters=20,
         batch_per_gpu=2,
         num_workers=0,

@@ -188,11 +188,19 @@ def _select(spec: TableSpec, rows: Sequence[str] | None, necks: Sequence[str] | 
     return [(r, v) for r, v in spec.pairs() if (not rows or r in rows) and (not necks or v in necks)]
 
 
-def _layout(spec: TableSpec, settings: Settings, data_paths: dict[str, str | None]) -> DatasetLayout:
+def _layout(
+    spec: TableSpec, settings: Settings, data_paths: dict[str, str | None], dry_run: bool = False
+) -> DatasetLayout:
     if settings.is_smoke:
-        from .synthetic_coco import write_synthetic_coco
+        from .synthetic_coco import CLASSES, write_synthetic_coco
 
-        return write_synthetic_coco(settings.work_dir / "smoke" / "synthetic_data", settings.synthetic)
+        root = settings.work_dir / "smoke" / "synthetic_data"
+        if dry_run:  # a dry run writes nothing: describe the set a real run would generate
+            return DatasetLayout(
+                "synthetic", root.resolve(), CLASSES, "annotations/train.json", "images/train/",
+                "annotations/test.json", "images/test/",
+            )
+        return write_synthetic_coco(root, settings.synthetic)
     if settings.data_root is None:
         raise TableError(f"{spec.name}: --data-root is required with the paper preset ({spec.dataset} root)")
     if spec.dataset == "aitod":
@@ -232,7 +240,7 @@ def plan_table(
     pairs = _select(spec, rows, necks)
     problem = None
     try:
-        layout = _layout(spec, settings, data_paths or {})
+        layout = _layout(spec, settings, data_paths or {}, dry_run)
     except PipelineError as exc:
         if not dry_run:
             raise
@@ -497,3 +505,59 @@ def write_outputs(table: str, rows: Sequence[dict[str, Any]], settings: Settings
     _atomic_text(paths["csv"], render_csv(table, rows, settings))
     render_png(table, rows, settings, paths["png"])
     return paths
+
+
+def reproduce(
+    table: str,
+    *,
+    preset: str,
+    work_dir: Path,
+    rows: Sequence[str] | None = None,
+    necks: Sequence[str] | None = None,
+    data_paths: dict[str, str | None] | None = None,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+    report_every_s: float = 300.0,
+    **overrides: Any,
+) -> TableOutcome:
+    """Resolve the settings (defaults, preset, overrides) and run (or dry-run) one table.
+
+    Args:
+        table: ``"table1"`` .. ``"table4"``.
+        preset: ``"paper"`` or ``"smoke"``.
+        work_dir: Root of job folders and outputs.
+        rows: Only these rows.
+        necks: Only these neck variants.
+        data_paths: AI-TOD layout overrides.
+        dry_run: Plan only.
+        progress: Progress callback.
+        report_every_s: Seconds between "running" progress events of one job.
+        **overrides: :class:`~pipelines.presets.Settings` fields given on the command line (``None`` = not given).
+
+    Returns:
+        The outcome (see :func:`run_table`).
+    """
+    from .presets import resolve_settings
+
+    settings = resolve_settings(preset, work_dir, **overrides)
+    return run_table(
+        table,
+        settings,
+        rows=rows,
+        necks=necks,
+        data_paths=data_paths,
+        dry_run=dry_run,
+        progress=progress,
+        report_every_s=report_every_s,
+    )
+
+
+def summarize(outcome: TableOutcome) -> str:
+    """A short text summary of a finished table run: counts per status and the output files."""
+    counts: dict[str, int] = {}
+    for r in outcome.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    smoke = " [SMOKE: synthetic data, not the paper's setting]" if outcome.plan.settings.is_smoke else ""
+    lines = [f"{outcome.plan.spec.name}{smoke}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    lines += [f"wrote {p}" for p in outcome.outputs.values()]
+    return "\n".join(lines)
