@@ -20,11 +20,20 @@ Output layout under ``out_dir``:
 
 Notes:
     Work is cut into units of (image, scale, batch of windows). An image holding at least one worker's share of
-    the build's windows is cut into several batches so that one image alone keeps every worker busy; each
-    worker decodes an image at most once for all its batches of it. Every finished unit leaves a record under ``.work/units``; when all units of an image are done, an
-    image record under ``.work/records`` marks it finished. ``resume=True`` skips finished images and units,
-    and the final files are assembled from the records in sorted order, so a resumed build and an uninterrupted
-    one are byte-identical, whatever the worker count. ``.work`` is removed when the build completes.
+    the build's windows is cut into several batches so that one image alone keeps every worker busy; such an
+    image is decoded and resized once by a ``PrepareTask`` into ``.work/pixels/*.npy``, which the workers
+    memory-map (they read only the rows their windows need, and the pages are shared). Other images are
+    decoded by the one worker that takes them. Memory per worker is thus about two copies of the current image
+    at most (OpenCV's PNG decoder itself briefly holds a second copy), plus one window.
+
+    Every finished unit leaves a record under ``.work/units``; when all units of an image are done, an image
+    record under ``.work/records`` marks it finished. ``resume=True`` skips finished images and units, and the
+    final files are assembled from the records in sorted order, so a resumed build and an uninterrupted one
+    are byte-identical, whatever the worker count. ``.work`` is removed when the build completes.
+
+    Source objects whose polygon reaches outside the image are clipped to it and reported
+    (``outside_image``); they stay usable. Images without a label file, and images whose label file cannot be
+    read, are reported and skipped: their windows would teach a detector that their objects are background.
 """
 
 from __future__ import annotations
