@@ -13,8 +13,9 @@ Output layout under ``out_dir``:
   the source ``difficult`` flag.
 * ``manifest.jsonl``: one line per source object (every object line of every label file) with its fate:
   ``kept`` (``windows`` lists every output image holding it, augmented copies included), ``filtered`` (class
-  not selected), ``dropped`` (below the iof threshold in every window) or ``invalid`` (``reason`` names the
-  problem). ``problems`` lists non-fatal problems of a used object (``outside_image``).
+  not selected), ``dropped`` (below the iof threshold in every window; ``best_iof`` is its largest area
+  fraction inside any window) or ``invalid`` (``reason`` names the problem). ``problems`` lists non-fatal
+  problems of a used object (``outside_image``).
 * ``problems.jsonl`` (file, line, reason, detail) and ``build.json`` (options, seed, toolkit version, source,
   input/output checksums, counts, problem counts; the worker count sits under ``runtime``).
 
@@ -46,7 +47,7 @@ import shutil
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -468,6 +469,7 @@ def _finish_image(work: Path, entry: _Entry, results: list[UnitResult]) -> dict[
         "input_sha256": hashes[0] if hashes else (entry.image_sha256 or sha256_file(entry.image_path)),
         "problems": [list(p) for p in problems],
         "processed": sum(r.processed for r in results),
+        "best_iof": sorted([k, v] for k, v in _max_merge(r.best_iof for r in results).items()),
         "windows": [w for r in results for w in r.windows],
     }
     path = _record_path(work, entry)
@@ -475,6 +477,14 @@ def _finish_image(work: Path, entry: _Entry, results: list[UnitResult]) -> dict[
     write_json(path, record)
     shutil.rmtree(work / "units" / entry.split / entry.stem, ignore_errors=True)
     return record
+
+
+def _max_merge(maps: Iterable[dict[int, float]]) -> dict[int, float]:
+    merged: dict[int, float] = {}
+    for values in maps:
+        for key, value in values.items():
+            merged[key] = max(merged.get(key, 0.0), value)
+    return merged
 
 
 def _synthetic_source(work: Path, seed: int) -> Path:
@@ -826,6 +836,7 @@ def _assemble(
             if entry.size is not None and decode_problem is None:
                 source_images += 1
             kept_in: dict[int, list[str]] = {}
+            best_iof = {int(k): v for k, v in record["best_iof"]} if record else {}
             for window in (record["windows"] if record else []):
                 image_id = len(coco_images) + 1
                 name = window["name"]
@@ -858,6 +869,7 @@ def _assemble(
                     kept_in.setdefault(obj["object"], []).append(name)
             for idx, line in enumerate(entry.lines):
                 status, reason = entry.status[idx], entry.reason[idx]
+                extra: dict[str, object] = {}
                 if status == "candidate":
                     if decode_problem is not None:
                         status, reason = "invalid", decode_problem
@@ -865,6 +877,7 @@ def _assemble(
                         status = "kept"
                     else:
                         status, reason = "dropped", "iof_below_threshold"
+                        extra["best_iof"] = best_iof.get(idx, 0.0)
                 elif status == "filtered":
                     reason = "class_not_selected"
                 fates[status] += 1
@@ -878,6 +891,7 @@ def _assemble(
                     "reason": reason,
                     "windows": kept_in.get(idx, []),
                     "problems": entry.notes[idx],
+                    **extra,
                 })
         for sub, suffix in (("images", ".png"), ("labelTxt", ".txt")):
             folder = out_dir / sub / split

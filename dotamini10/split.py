@@ -10,7 +10,7 @@ Notes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -95,12 +95,16 @@ class Assignment:
             polygon part, each without the closing vertex and in the DOTA vertex order (clockwise on screen).
         truncated: Whether each kept object was clipped, shape (K,).
         iof: area(polygon ∩ window) / area(polygon) of each kept object, shape (K,).
+        touched: Indices of every object overlapping the window, kept or not, shape (T,).
+        touched_iof: Their area fractions inside the window, shape (T,).
     """
 
     indices: np.ndarray
     rings: list[list[np.ndarray]]
     truncated: np.ndarray
     iof: np.ndarray
+    touched: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    touched_iof: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -144,7 +148,8 @@ def assign_objects(objects: ObjectSet, window: np.ndarray, *, iof_threshold: flo
         else:  # untouched objects keep their labelled vertex order (DOTA's first vertex marks the head)
             parts = polygon_rings(objects.geoms[idx], orient=False)
         rings.append([ring - origin for ring in parts])
-    return Assignment(keep, rings, truncated, iof[keep])
+    touched = np.flatnonzero(iof > 0)
+    return Assignment(keep, rings, truncated, iof[keep], touched, iof[touched])
 
 
 def polygon_rings(geom, *, orient: bool = True) -> list[np.ndarray]:

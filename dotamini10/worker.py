@@ -108,6 +108,8 @@ class UnitResult:
         timings: Seconds spent per stage (``TIMING_KEYS``).
         processed: Number of windows considered (written or dropped as empty).
         peak_rss_mb: Peak resident memory of the process that ran the unit, in MiB (runtime information).
+        best_iof: Per source object (label file index), the largest area fraction it has inside any window of
+            the unit, rounded to 4 decimals (the manifest reports it for dropped objects).
     """
 
     split: str
@@ -119,6 +121,7 @@ class UnitResult:
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
     processed: int = 0
     peak_rss_mb: float = 0.0
+    best_iof: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (timings are not kept: they are not part of any output)."""
@@ -130,6 +133,7 @@ class UnitResult:
             "problems": [list(p) for p in self.problems],
             "input_sha256": self.input_sha256,
             "processed": self.processed,
+            "best_iof": sorted([k, v] for k, v in self.best_iof.items()),
         }
 
     @classmethod
@@ -143,6 +147,7 @@ class UnitResult:
             problems=[tuple(p) for p in data["problems"]],
             input_sha256=data["input_sha256"],
             processed=data["processed"],
+            best_iof={int(k): v for k, v in data["best_iof"]},
         )
 
 
@@ -365,6 +370,9 @@ def _run(task: UnitTask, result: UnitResult) -> None:
         result.processed += 1
         start = time.perf_counter()
         kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
+        for idx, value in zip(kept.touched.tolist(), kept.touched_iof.tolist(), strict=True):
+            obj = int(task.object_ids[idx])
+            result.best_iof[obj] = max(result.best_iof.get(obj, 0.0), round(value, 4))
         t["intersect"] += time.perf_counter() - start
         if task.split == "train" and s.drop_empty_train and len(kept) == 0:
             continue

@@ -129,6 +129,8 @@ def test_hand_checked_scene(reference):
     assert fates[("A", 4)]["status"] == "kept" and "A__1__0___0" not in fates[("A", 4)]["windows"]
     assert "A__1__96___0" in fates[("A", 4)]["windows"]
     assert (fates[("A", 5)]["status"], fates[("A", 5)]["reason"]) == ("dropped", "iof_below_threshold")
+    # 200 x 150 storage tank: at best a full 128 x 128 window inside, 16384 / 30000.
+    assert fates[("A", 5)]["best_iof"] == round(128 * 128 / 30000, 4)
     assert (fates[("A", 6)]["status"], fates[("A", 6)]["reason"]) == ("filtered", "class_not_selected")
     assert (fates[("A", 7)]["status"], fates[("A", 7)]["reason"]) == ("invalid", "token_count")
     assert fates[("A", 9)]["problems"] == ["outside_image"] and fates[("A", 9)]["status"] == "kept"

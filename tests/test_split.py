@@ -133,6 +133,8 @@ def test_fast_path_agrees_with_shapely_for_every_object(boxes, threshold):
     expected = np.flatnonzero(iof >= threshold - 1e-9)
     assert kept.indices.tolist() == expected.tolist()
     assert np.allclose(kept.iof, iof[expected])
+    assert kept.touched.tolist() == np.flatnonzero(iof > 0).tolist()
+    assert np.allclose(kept.touched_iof, iof[kept.touched])
     for idx, rings, trunc in zip(kept.indices, kept.rings, kept.truncated, strict=True):
         area = sum(shapely.Polygon(r).area for r in rings)
         assert area == pytest.approx(iof[idx] * objects.areas[idx], rel=1e-9, abs=1e-9)
