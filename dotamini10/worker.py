@@ -364,8 +364,6 @@ def _run(task: UnitTask, result: UnitResult) -> None:
         result.problems.append((exc.reason, exc.detail))
         return
     objects = ObjectSet.from_geoms(task.geoms)
-    images_dir = s.out_dir / "images" / task.split
-    labels_dir = s.out_dir / "labelTxt" / task.split
     for window in task.windows:
         result.processed += 1
         start = time.perf_counter()
