@@ -1,7 +1,7 @@
 """One job's process: train a resolved config, evaluate it on the test split, write the done marker.
 
 Run by :mod:`pipelines.runner` as ``python -m pipelines.job JOB_DIR --launcher none`` (or under torchrun /
-srun with ``--launcher pytorch`` / ``slurm``). ``JOB_DIR/config.py`` is the fully resolved config; the
+srun with ``--launcher pytorch`` / ``slurm``). ``JOB_DIR/job_config.py`` is the fully resolved config; the
 job trains into ``JOB_DIR`` (mmengine's checkpoints, logs and ``last_checkpoint``), evaluates once with
 the test loop and, on rank 0, writes ``JOB_DIR/done.json`` with the metrics. When ``last_checkpoint``
 exists the job resumes from it.
@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 DONE = "done.json"
-CONFIG = "config.py"
+# Not "config.py": mmengine's Runner dumps its own (changed) copy of the config there.
+CONFIG = "job_config.py"
 
 # AITODMetric result keys -> table columns.
 _AITOD_KEYS = {

@@ -2,7 +2,8 @@
 
 Every job is one (row, neck variant) with its own work dir holding:
 
-* ``config.py``: the fully resolved config (its fingerprint identifies the job's settings);
+* ``job_config.py``: the fully resolved config, and ``job.json`` its fingerprint (the identity of the
+  job's settings: a folder holding another fingerprint is never resumed);
 * ``job.log``: the job process's stdout and stderr, appended across attempts (mmengine's own logs are
   kept beside it in its timestamped folders);
 * ``attempts.jsonl``: one line per attempt (start, wall seconds, exit code);
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAILED = "failed.json"
+IDENTITY = "job.json"
 ATTEMPTS = "attempts.jsonl"
 LOG = "job.log"
 
@@ -181,14 +183,14 @@ def job_state(job: Job) -> tuple[str, str]:
     if job.blocked is not None:
         return job.blocked, job.reason
     d = job.work_dir
-    previous = _read_text(d / CONFIG)
-    other = previous is not None and job.config_text is not None and previous != job.config_text
+    previous = (_read_json(d / IDENTITY) or {}).get("fingerprint")
+    other = previous is not None and job.fingerprint is not None and previous != job.fingerprint
     if (d / DONE).is_file():
-        return "done", "finished with OTHER settings (config.py differs)" if other else ""
+        return "done", "finished with OTHER settings (job.json fingerprint differs)" if other else ""
     ckpt = last_checkpoint(d)
     if ckpt is not None:
         detail = f"from {ckpt.name}"
-        return "resumable", detail + (" but config.py differs: will not resume" if other else "")
+        return "resumable", detail + (" but the fingerprint differs: will not resume" if other else "")
     if (d / FAILED).is_file():
         record = _read_json(d / FAILED) or {}
         return "failed", str(record.get("error", ""))
@@ -426,6 +428,10 @@ def _run_one(
         raise RunnerError(f"cannot create job work dir {d}: {exc}") from None
     if job.config_text is not None:
         (d / CONFIG).write_text(job.config_text, encoding="utf-8")
+        # mmengine's Runner overwrites CONFIG with its own dump: the job's identity is kept apart.
+        write_json_atomic(
+            d / IDENTITY, dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint)
+        )
     (d / FAILED).unlink(missing_ok=True)
     log_path = d / LOG
     argv = command(job)

@@ -95,7 +95,8 @@ def test_fresh_run_finishes_every_job_and_writes_its_config(tmp_path, fake):
     results = run(jobs, fake, events)
     assert [r.status for r in results] == [DONE_NOW, DONE_NOW]
     assert [r.metrics["AP"] for r in results] == [11.0, 12.5]
-    assert (jobs[0].work_dir / "config.py").read_text() == "cfg = 1\n"
+    assert (jobs[0].work_dir / "job_config.py").read_text() == "cfg = 1\n"
+    assert json.loads((jobs[0].work_dir / "job.json").read_text())["fingerprint"] == jobs[0].fingerprint
     assert [(e.key, e.state) for e in events] == [
         ("a__fpn", "starting"),
         ("a__fpn", "done"),
