@@ -1,0 +1,73 @@
+"""The table1-4 commands: help, dry run, option parsing into the library call, exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from pipelines import tables
+from pipelines.runner import DONE_NOW, FAILED_NOW, Job, JobResult
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4"])
+def test_help_lists_the_shared_options(table):
+    result = runner.invoke(cli.repro_app, [table, "--help"])
+    assert result.exit_code == 0, result.output
+    for option in ("--data-root", "--work-dir", "--preset", "--rows", "--necks", "--gpus", "--launcher",
+                   "--pretrained", "--dry-run"):
+        assert option in result.output
+    assert f"hsfpn-repro {table} --preset smoke" in result.output
+
+
+def test_dry_run_prints_the_plan_and_configs(tmp_path):
+    result = runner.invoke(
+        cli.repro_app, ["table4", "--preset", "smoke", "--work-dir", str(tmp_path), "--rows", "faster_rcnn", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "[SMOKE]" in result.output and "faster_rcnn__hsfpn" in result.output
+    assert "# ---- resolved config of faster_rcnn__fpn" in result.output and "type='HSFPN'" in result.output
+
+
+def test_bad_data_root_exits_1_with_one_line(tmp_path):
+    result = runner.invoke(cli.repro_app, ["table3", "--data-root", str(tmp_path / "none"), "--work-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"error: AI-TOD data root {tmp_path / 'none'} does not exist"]
+
+
+def test_bad_option_values_exit_1(tmp_path):
+    result = runner.invoke(cli.repro_app, ["table1", "--preset", "smoke", "--necks", "fpn,nope", "--dry-run",
+                                           "--work-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "unknown neck(s) nope" in result.output
+    result = runner.invoke(cli.repro_app, ["table1", "--preset", "quick", "--work-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "preset must be one of paper, smoke" in result.output
+
+
+def test_options_reach_the_library_and_failures_exit_1(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_reproduce(table, **kwargs):
+        seen.update(kwargs, table=table)
+        plan = tables.Plan(tables.TABLE_SPECS[table], None, None, [], tmp_path)
+        job = Job("faster_rcnn__fpn", "faster_rcnn", "fpn", tmp_path)
+        outcome = tables.TableOutcome(plan, results=[JobResult(job, status)])
+        return outcome
+
+    monkeypatch.setattr(tables, "reproduce", fake_reproduce)
+    monkeypatch.setattr(tables, "summarize", lambda outcome: "summary")
+    status = DONE_NOW
+    args = ["table3", "--data-root", "/d", "--work-dir", "/w", "--rows", "faster_rcnn, cascade_rcnn", "--necks", "hsfpn",
+            "--gpus", "2", "--launcher", "pytorch", "--epochs", "6", "--milestones", "4,5", "--pretrained", "/p"]
+    result = runner.invoke(cli.repro_app, args)
+    assert result.exit_code == 0 and result.output == "summary\n"
+    assert seen["table"] == "table3" and seen["rows"] == ["faster_rcnn", "cascade_rcnn"] and seen["necks"] == ["hsfpn"]
+    assert (seen["gpus"], seen["launcher"], seen["max_epochs"], seen["milestones"]) == (2, "pytorch", 6, [4, 5])
+    assert seen["data_root"] == Path("/d") and seen["pretrained"] == Path("/p") and seen["work_dir"] == Path("/w")
+    assert seen["batch_per_gpu"] is None and seen["auto_scale_lr"] is None  # not given: the preset decides
+    status = FAILED_NOW
+    result = runner.invoke(cli.repro_app, args)
+    assert result.exit_code == 1 and "1 job(s) failed" in result.output
