@@ -202,10 +202,12 @@ class AITODMetric(BaseMetric):
         image_ids, category_ids, boxes, scores = [], [], [], []
         for pred in preds:
             labels = pred["labels"].astype(np.int64)
-            if labels.size and (labels.min() < 0 or labels.max() >= len(label_ids)):
+            bad = (labels < 0) | (labels >= len(label_ids))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
                 raise AITODInputError(
-                    f"predictions of image {pred['img_id']}: label {int(labels.max())} out of range for "
-                    f"{len(label_ids)} classes"
+                    f"predictions of image {pred['img_id']}: detection {i}: label {int(labels[i])} out of range "
+                    f"for {len(label_ids)} classes"
                 )
             xyxy = pred["bboxes"].astype(np.float64)
             # CocoMetric's xyxy2xywh: cast to float64 first, then subtract (same float values as its JSON).
@@ -213,11 +215,8 @@ class AITODMetric(BaseMetric):
             scores.append(pred["scores"].astype(np.float64))
             category_ids.append(label_ids[labels])
             image_ids.append(np.full(len(labels), int(pred["img_id"]), dtype=np.int64))
-        def cat(parts: list, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
-
-        arrays = (cat(image_ids, (0,), np.int64), cat(category_ids, (0,), np.int64),
-                  cat(boxes, (0, 4), np.float64), cat(scores, (0,), np.float64))  # fmt: skip
+        arrays = (_concat(image_ids, (0,), np.int64), _concat(category_ids, (0,), np.int64),
+                  _concat(boxes, (0, 4), np.float64), _concat(scores, (0,), np.float64))  # fmt: skip
         if self.outfile_prefix is not None:
             path = Path(f"{self.outfile_prefix}.bbox.json")
             write_json(_results_list(*arrays), path)
@@ -238,6 +237,10 @@ class AITODMetric(BaseMetric):
                 out.update((f"{name}_{k}", float(figures[k])) for k in PER_CLASS_KEYS)
             mm_logger.info("\n".join(lines))
         return out
+
+
+def _concat(parts: list[np.ndarray], empty_shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(empty_shape, dtype=dtype)
 
 
 def _results_list(image_ids: np.ndarray, category_ids: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list:

@@ -205,7 +205,7 @@ def test_invalid_configuration_and_data(scene):
     # A label beyond the class list.
     metric = build(ann)
     metric.process({}, [as_sample({**preds[0], "labels": np.full(len(preds[0]["labels"]), 5)})])
-    with pytest.raises(AITODInputError, match="label 5 out of range"):
+    with pytest.raises(AITODInputError, match="detection 0: label 5 out of range"):
         metric.compute_metrics(metric.results)
     # Predictions for an image the ground truth does not list.
     metric = build(ann)
