@@ -174,6 +174,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"gpus must be >= 0, got {s.gpus}")
     if s.launcher != "none" and s.gpus < 1:
         raise SettingsError(f"launcher {s.launcher!r} needs --gpus >= 1, got {s.gpus}")
+    if s.launcher == "none" and s.gpus > 1:
+        # One process drives one GPU: several need torchrun or srun (else the recorded batch would be wrong).
+        raise SettingsError(f"--gpus {s.gpus} needs --launcher pytorch or slurm (launcher none runs one process)")
     for name in ("img_scale", "max_epochs", "batch_per_gpu", "log_interval"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be >= 1, got {getattr(s, name)}")

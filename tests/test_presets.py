@@ -27,7 +27,7 @@ def test_smoke_preset_then_cli_overrides(tmp_path):
 
 
 def test_effective_batch_counts_gpus(tmp_path):
-    assert resolve_settings("paper", tmp_path, gpus=2).effective_batch == 2
+    assert resolve_settings("paper", tmp_path, gpus=2, launcher="slurm").effective_batch == 2
     assert resolve_settings("paper", tmp_path, gpus=4, launcher="pytorch", batch_per_gpu=2).effective_batch == 8
 
 
@@ -36,6 +36,7 @@ def test_effective_batch_counts_gpus(tmp_path):
     [
         (dict(launcher="mpi"), "launcher must be one of"),  # closed set of launchers
         (dict(launcher="pytorch", gpus=0), "needs --gpus >= 1"),  # torchrun without GPUs makes no sense here
+        (dict(gpus=2), "needs --launcher pytorch or slurm"),  # one plain process drives one GPU
         (dict(img_scale=250), "multiple of 32"),  # SDP blocks need sides divisible by 32
         (dict(milestones=(11, 8)), "milestones must be increasing"),
         (dict(milestones=(8, 13)), "milestones must be increasing"),  # beyond max_epochs
@@ -59,7 +60,8 @@ def test_unknown_preset_and_smoke_with_data_root(tmp_path):
 
 @given(st.integers(1, 40), st.integers(0, 8))
 def test_any_valid_epoch_count_resolves(epochs, gpus):
-    s = resolve_settings("smoke", Path("w"), max_epochs=epochs, milestones=(epochs,), gpus=gpus)
+    launcher = "pytorch" if gpus > 1 else "none"
+    s = resolve_settings("smoke", Path("w"), max_epochs=epochs, milestones=(epochs,), gpus=gpus, launcher=launcher)
     assert s.max_epochs == epochs and s.effective_batch == max(gpus, 1) * 2
 
 
