@@ -72,6 +72,7 @@ from .worker import (
     UnitTask,
     init_worker,
     run_prepare,
+    warm_up,
     run_unit,
 )
 from .write import (
@@ -277,7 +278,28 @@ def build_dotamini10(
         if done is not None:
             return done
     work.mkdir(parents=True, exist_ok=True)
+    # Worker processes start now, while this process reads and plans.
+    pool = _start_pool(workers) if workers > 1 else None
+    try:
+        return _build(out_dir, work, dota_root, options, seed, workers, resume, progress, started, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
+
+def _build(
+    out_dir: Path,
+    work: Path,
+    dota_root: Path | None,
+    options: BuildOptions,
+    seed: int,
+    workers: int,
+    resume: bool,
+    progress: ProgressCallback | None,
+    started: float,
+    pool: ProcessPoolExecutor | None,
+) -> BuildSummary:
+    """The body of ``build_dotamini10`` once the output folder is ready (``pool`` is None for one worker)."""
     # Source: the user's DOTA root, or a synthetic sample generated once into .work (reused on resume).
     if dota_root is None:
         root, source = _synthetic_source(work, seed), {"kind": "synthetic", "seed": seed}
@@ -386,7 +408,7 @@ def build_dotamini10(
     pixels_dir = work / "pixels"
     shutil.rmtree(pixels_dir, ignore_errors=True)
     pixels_dir.mkdir(parents=True)
-    _execute(_groups(entries, pending), workers, on_result, on_prepared)
+    _execute(_groups(entries, pending), pool, on_result, on_prepared)
 
     # Stage 6: assemble COCO, manifest, problems and build.json from the records, in sorted order.
     summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers)
@@ -681,6 +703,13 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
+    for _ in range(workers):  # the executor starts a process per submitted task until it has ``workers``
+        pool.submit(warm_up)
+    return pool
+
+
 @dataclass
 class _Group:
     """The pending units of one image at one scale, and the task sharing its pixels (None: not shared)."""
@@ -703,13 +732,14 @@ MAX_SHARED_IMAGES = 2
 
 def _execute(
     groups: list[_Group],
-    workers: int,
+    pool: ProcessPoolExecutor | None,
     on_result: Callable[[UnitResult], None],
     on_prepared: Callable[[PrepareResult, _Group], bool],
 ) -> None:
+    """Run the groups' tasks in ``pool`` (None: in this process), calling back in this process."""
     if not groups:
         return
-    if workers == 1:
+    if pool is None:
         # In this process the worker cache must not outlive the build: it would keep an image in memory and
         # could serve stale pixels to a later build that reads a changed file under the same name.
         worker_module.reset_cache()
@@ -723,7 +753,6 @@ def _execute(
         finally:
             worker_module.reset_cache()
         return
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
     queue = deque(groups)
     inflight: dict[Future, tuple[_Group, UnitTask | None]] = {}
     left: dict[int, int] = {}
@@ -772,7 +801,6 @@ def _execute(
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
 
 
 def _future_result(future: Future):

@@ -294,6 +294,10 @@ def init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def warm_up() -> None:
+    """A task that does nothing: submitting it makes the pool start a worker process early."""
+
+
 def crop_window(image: np.ndarray, window: np.ndarray, *, pad_value: int = 0) -> np.ndarray:
     """Pixels of one window, padded bottom/right with ``pad_value`` where it reaches past the image.
 
