@@ -5,9 +5,9 @@ Prints, for each device (CPU, and CUDA when available) and batch size, forward a
 the steadier figure) and peak memory of the three necks on ResNet-50 maps of a square image, with ratios to
 FPN and to the baseline measured in the same run, after checking that HS-FPN's outputs equal the baseline's.
 
-Each (device, neck, batch, forward or forward+backward) runs in its own subprocess so that the CPU peak (the
-process's resident-set high-water mark above its level after setup) belongs to that measurement alone. On CUDA the peak is
-``torch.cuda.max_memory_allocated`` above the allocation after setup.
+Each (device, neck, batch, forward or forward+backward) runs in its own subprocess. Peak memory on CPU is the
+peak of live tensor bytes during one extra run, from the profiler's allocation records (inputs and weights
+excluded); on CUDA it is ``torch.cuda.max_memory_allocated`` above the allocation after setup.
 
 Usage::
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -63,9 +61,35 @@ def _setup(neck: str, batch: int, size: int, device: str, seed: int = 0):
     return module.to(device), [x.to(device) for x in inputs]
 
 
-def _rss_kb() -> int:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def run_once(module, inputs, mode: str) -> None:
+    """One forward (no grad) or one forward+backward of ``module``."""
+    import torch
+
+    if mode == "fwd":
+        with torch.no_grad():
+            module.eval()(inputs)
+        return
+    feats = [x.clone().requires_grad_(True) for x in inputs]
+    module.train().zero_grad(set_to_none=True)
+    sum(o.float().mean() for o in module(feats)).backward()
+
+
+def _cpu_peak_bytes(fn) -> int:
+    """Peak of live tensor bytes allocated during ``fn()``, from the profiler's allocation records.
+
+    Allocations and frees are summed in time order at operator granularity (a buffer an operator allocates
+    and frees inside itself is not seen). The process's resident set would be dominated by allocator and
+    library caches shared by every neck.
+    """
+    import torch
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak
 
 
 def worker(neck: str, batch: int, size: int, device: str, mode: str, repeats: int, warmup: int) -> dict:
@@ -82,8 +106,6 @@ def worker(neck: str, batch: int, size: int, device: str, mode: str, repeats: in
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        base = _rss_kb() * 1024
     times, cpu = [], []
     if mode == "fwd":
         module.eval()
@@ -111,7 +133,7 @@ def worker(neck: str, batch: int, size: int, device: str, mode: str, repeats: in
     if cuda:
         peak = torch.cuda.max_memory_allocated() - base
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+        peak = _cpu_peak_bytes(lambda: run_once(module, inputs, mode))
     return {"s": statistics.median(times), "cpu_s": statistics.median(cpu), "mib": peak / 2**20}
 
 
