@@ -508,6 +508,9 @@ def _register_table_command(table: str) -> None:
         batch_per_gpu: Annotated[
             Optional[int], typer.Option("--batch-per-gpu", help="Images per GPU (paper: 1).")
         ] = None,
+        img_scale: Annotated[
+            Optional[int], typer.Option("--img-scale", help="Input side in pixels, a multiple of 32 (paper: 800).")
+        ] = None,
         auto_scale_lr: Annotated[
             bool, typer.Option("--auto-scale-lr", help="Scale lr linearly with the effective batch (paper batch: 2).")
         ] = False,
@@ -556,6 +559,7 @@ def _register_table_command(table: str) -> None:
                 max_epochs=epochs,
                 milestones=None if milestones is None else [int(m) for m in _csv_option(milestones) or []],
                 batch_per_gpu=batch_per_gpu,
+                img_scale=img_scale,
                 auto_scale_lr=auto_scale_lr or None,
                 srun_args=srun_args or None,
             )

@@ -261,8 +261,7 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     warmup["end"] = settings.warmup_iters
     steps["end"] = settings.max_epochs
     steps["milestones"] = list(settings.milestones)
-    if settings.lr is not None:
-        cfg.optim_wrapper.optimizer.lr = settings.lr
+    cfg.optim_wrapper.optimizer.lr = round(cfg.optim_wrapper.optimizer.lr * settings.lr_factor, 10)
     cfg.auto_scale_lr = dict(enable=settings.auto_scale_lr, base_batch_size=2)
     cfg.default_hooks.logger.interval = settings.log_interval
     if settings.max_per_img is not None:

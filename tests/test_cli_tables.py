@@ -61,13 +61,15 @@ def test_options_reach_the_library_and_failures_exit_1(tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "summarize", lambda outcome: "summary")
     status = DONE_NOW
     args = ["table3", "--data-root", "/d", "--work-dir", "/w", "--rows", "faster_rcnn, cascade_rcnn", "--necks", "hsfpn",
-            "--gpus", "2", "--launcher", "pytorch", "--epochs", "6", "--milestones", "4,5", "--pretrained", "/p"]
+            "--gpus", "2", "--launcher", "pytorch", "--epochs", "6", "--milestones", "4,5", "--pretrained", "/p",
+            "--img-scale", "1024"]
     result = runner.invoke(cli.repro_app, args)
     assert result.exit_code == 0 and result.output == "summary\n"
     assert seen["table"] == "table3" and seen["rows"] == ["faster_rcnn", "cascade_rcnn"] and seen["necks"] == ["hsfpn"]
     assert (seen["gpus"], seen["launcher"], seen["max_epochs"], seen["milestones"]) == (2, "pytorch", 6, [4, 5])
     assert seen["data_root"] == Path("/d") and seen["pretrained"] == Path("/p") and seen["work_dir"] == Path("/w")
     assert seen["batch_per_gpu"] is None and seen["auto_scale_lr"] is None  # not given: the preset decides
+    assert seen["img_scale"] == 1024
     status = FAILED_NOW
     result = runner.invoke(cli.repro_app, args)
     assert result.exit_code == 1 and "1 job(s) failed" in result.output

@@ -19,7 +19,7 @@ SIZE = 64  # multiple of 32 (SDP blocks); P6 is 1 x 1
 # SAC's reflect padding of 2 needs C5 maps of at least 3 x 3: DetectoRS gets 128 px.
 SIZES = {"detectors": 128, "detectors_rfla": 128}
 LAYOUT = DatasetLayout("synthetic", Path("/data"), ("box", "disc"), "a/train.json", "i/train/", "a/test.json", "i/test/")
-SETTINGS = resolve_settings("smoke", Path("/w"), img_scale=SIZE, max_per_img=50, lr=0.01)
+SETTINGS = resolve_settings("smoke", Path("/w"), img_scale=SIZE, max_per_img=50)
 
 BASE_ROWS = [k for k, d in DETECTORS.items() if d.reproduced and d.assigner is None]
 ASSIGNER_ROWS = [k for k, d in DETECTORS.items() if d.assigner is not None]
