@@ -146,3 +146,17 @@ def test_cap_per_image_only_lowers():
     assert model["train_cfg"]["rpn_proposal"] == {"nms_pre": 300, "max_per_img": 300}
     assert model["test_cfg"]["rpn"] == {"nms_pre": 300, "max_per_img": 100}
     assert model["test_cfg"]["rcnn"] == [{"max_per_img": 300}]
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "fpn"])
+def test_every_hsfpn_variant_builds_and_runs(variant):
+    import torch
+    from mmdet.registry import MODELS
+
+    import hsfpn  # noqa: F401  (registers HSFPN)
+
+    fpn = dict(type="FPN", in_channels=[32, 64, 128, 256], out_channels=32, num_outs=5)
+    neck = MODELS.build(swap_neck(dict(neck=fpn), VARIANTS[variant])["neck"])
+    feats = tuple(torch.rand(1, c, 64 // 2**i, 64 // 2**i) for i, c in enumerate([32, 64, 128, 256]))
+    outs = neck(feats)
+    assert [tuple(o.shape[2:]) for o in outs] == [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4)]
