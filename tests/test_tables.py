@@ -40,7 +40,7 @@ def test_table3_pairs_follow_the_paper():
 
 
 def test_rows_hold_ours_paper_deltas_and_gains():
-    s = resolve_settings("paper", Path("/w"), gpus=2)
+    s = resolve_settings("paper", Path("/w"), gpus=2, launcher="pytorch")
     results = [_result("faster_rcnn", "fpn", AP=18.0, AP50=44.0), _result("faster_rcnn", "hsfpn", AP=20.5, AP50=49.0)]
     rows = table_rows("table3", results, s)
     fpn, hs = rows
