@@ -1,1 +1,15 @@
-"""Reproduction pipelines: MMDetection 3 configs, job runner and the paper's tables rebuilt."""
+"""Reproduction pipelines: MMDetection 3 configs, job runner and the paper's tables rebuilt.
+
+Modules:
+    configs/        MMDetection 3 configs of every Table 3 detector (``_base_`` model / dataset / schedule /
+                    runtime files + one file per detector); the neck is swapped per job, never copied.
+    paper           The paper's figures of Tables 1-4.
+    presets         Run settings: defaults -> preset (``paper`` / ``smoke``) -> command-line overrides.
+    datasets        AI-TOD / DOTAmini10 layouts, checked on disk and applied to a config.
+    synthetic_coco  The seeded synthetic tiny-object COCO set of the smoke preset.
+    detectors       Rows, neck variants and the resolution of one job's config.
+    runner          Jobs in subprocesses: skip finished, resume interrupted, record failures, progress.
+    job             One job's process (train, test, done marker).
+    tables          Table plans, runs and outputs (md, csv, png).
+    table5          Table 5 (parameters and FLOPs).
+"""

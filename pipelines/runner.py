@@ -526,21 +526,6 @@ def _record_attempt(job_dir: Path, start_wall: float, wall_s: float, rc: int | N
         fh.write(line + "\n")
 
 
-def result_row(result: JobResult) -> dict[str, Any]:
-    """A flat dict of a result for tables (status, metrics, wall time, log, error)."""
-    return dict(
-        key=result.job.key,
-        row=result.job.row,
-        variant=result.job.variant,
-        status=result.status,
-        wall_s=result.wall_s,
-        log=None if result.log is None else str(result.log),
-        error=result.error,
-        resumed_from=result.resumed_from,
-        **{f"ours_{k}": v for k, v in result.metrics.items()},
-    )
-
-
 __all__ = [
     "Job",
     "JobResult",
@@ -554,6 +539,5 @@ __all__ = [
     "job_state",
     "launch_command",
     "log_progress",
-    "result_row",
     "run_jobs",
 ]
