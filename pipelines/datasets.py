@@ -115,6 +115,46 @@ def _require_file(root: Path, rel: str, what: str) -> None:
         )
 
 
+def quick_categories(path: Path, window: int = 1 << 20) -> list[str] | None:
+    """Category names (in id order) of a COCO json, read from its first and last ``window`` bytes only.
+
+    AI-TOD's jsons are hundreds of MB; their ``categories`` list sits at one end, so the check costs a
+    couple of reads instead of a full parse.
+
+    Returns:
+        The names, or ``None`` when ``categories`` is not within either window.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        chunks = [fh.read(window)]
+        if size > window:
+            fh.seek(max(size - window, window))
+            chunks.append(fh.read())
+    decoder = json.JSONDecoder()
+    for chunk in chunks:
+        text = chunk.decode("utf-8", errors="replace")
+        at = text.find('"categories"')
+        while at >= 0:
+            start = text.find("[", at)
+            try:
+                cats, _ = decoder.raw_decode(text, start)
+                return [c["name"] for c in sorted(cats, key=lambda c: c["id"])]
+            except (ValueError, KeyError, TypeError):
+                at = text.find('"categories"', at + 1)
+    return None
+
+
+def check_classes(path: Path, classes: tuple[str, ...]) -> None:
+    """Fail when a COCO json's category names differ from ``classes`` (mmdet would drop the others silently).
+
+    Raises:
+        DataRootError: The names differ; the message lists both.
+    """
+    found = quick_categories(path)
+    if found is not None and sorted(found) != sorted(classes):
+        raise DataRootError(f"{path}: categories {found} are not the expected classes {list(classes)}")
+
+
 def aitod_layout(
     root: Path,
     *,
@@ -138,7 +178,7 @@ def aitod_layout(
 
     Raises:
         DataRootError: A file or folder is missing; the message says what was expected and lists what
-            the folder holds.
+            the folder holds; a json's categories are not AI-TOD's eight classes.
     """
     root = Path(root).resolve()
     if not root.is_dir():
@@ -149,6 +189,8 @@ def aitod_layout(
         root, train_images, ("trainval/images", "trainval", "images/trainval"), "AI-TOD train-val images"
     )
     test_img = _pick_image_dir(root, test_images, ("test/images", "test", "images/test"), "AI-TOD test images")
+    for ann in (train_ann, test_ann):
+        check_classes(root / ann, AITOD_CLASSES)
     return DatasetLayout("aitod", root, AITOD_CLASSES, train_ann, train_img, test_ann, test_img)
 
 

@@ -14,6 +14,7 @@ from pipelines.datasets import (
     apply_dataset,
     coco_split_layout,
     dotamini10_layout,
+    quick_categories,
 )
 
 
@@ -104,3 +105,28 @@ def test_apply_dataset_sets_paths_classes_and_head_sizes(tmp_path):
     assert cfg.train_dataloader.dataset.metainfo["classes"] == ("plane", "ship")
     assert [h.num_classes for h in cfg.model.roi_head.bbox_head] == [2, 2, 2]
     assert cfg.model.rpn_head.get("num_classes", 1) == 1  # the RPN stays class-agnostic
+
+
+def test_quick_categories_reads_either_end_of_a_large_json(tmp_path):
+    cats = [{"id": 2, "name": "ship"}, {"id": 1, "name": "airplane"}]
+    head = tmp_path / "head.json"
+    head.write_text(json.dumps({"categories": cats, "annotations": [{"id": i, "bbox": [1, 2, 3, 4]} for i in range(20000)]}))
+    tail = tmp_path / "tail.json"
+    tail.write_text(json.dumps({"annotations": [{"id": i} for i in range(20000)], "categories": cats}))
+    middle = tmp_path / "middle.json"
+    filler = [{"id": i} for i in range(20000)]
+    middle.write_text(json.dumps({"a": filler, "categories": cats, "b": filler}))
+    assert head.stat().st_size > 2 * 4096
+    assert quick_categories(head, window=4096) == ["airplane", "ship"]
+    assert quick_categories(tail, window=4096) == ["airplane", "ship"]
+    assert quick_categories(middle, window=4096) is None  # not found: no verdict
+
+
+def test_aitod_with_other_classes_is_rejected(tmp_path):
+    root = _aitod(tmp_path / "AI-TOD")
+    (root / "annotations" / "aitod_test_v1.json").write_text(json.dumps({"categories": [{"id": 1, "name": "car"}]}))
+    with pytest.raises(DataRootError, match=r"aitod_test_v1.json: categories \['car'\] are not the expected classes"):
+        aitod_layout(root)
+    good = [{"id": i + 1, "name": n} for i, n in enumerate(AITOD_CLASSES)]
+    (root / "annotations" / "aitod_test_v1.json").write_text(json.dumps({"categories": good}))
+    assert aitod_layout(root).test_ann == "annotations/aitod_test_v1.json"
