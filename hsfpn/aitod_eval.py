@@ -777,15 +777,19 @@ class AITODEval:
             npig = np.bincount(self._g_category[~g_ignored], minlength=n_cat)
             d_outside = (self._d_areas < lo) | (self._d_areas > hi)
             outside_sorted = (areas_sorted < lo) | (areas_sorted > hi)
+            # Matched detections of each threshold in ranking order (shared by every max_dets).
+            ranked = []
+            for t in range(n_thr):
+                md, mg = self._matches[a, t]
+                order = np.argsort(acc_pos[md], kind="stable")
+                ranked.append((md[order], mg[order]))
             for m, max_det in enumerate(p.max_dets):
                 # Before matching is taken into account, every kept in-range detection counts as a false positive.
                 base = np.concatenate(([0], np.cumsum((rank_sorted < max_det) & ~outside_sorted)))
                 for t in range(n_thr):
-                    md, mg = self._matches[a, t]
+                    md, mg = ranked[t]
                     valid = self._d_rank[md] < max_det
                     md, mg = md[valid], mg[valid]
-                    order = np.argsort(acc_pos[md], kind="stable")
-                    md, mg = md[order], mg[order]
                     pos = acc_pos[md]
                     credited = self._g_nonzero_id[mg]  # pycocotools' "matched" flag is the ground truth's id
                     gt_ign = g_ignored[mg]
