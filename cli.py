@@ -209,11 +209,15 @@ def build_dotamini10_command(
             strict=strict,
         )
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
-        with _build_progress(quiet) as progress:
-            summary = build_dotamini10(
-                out, dota_root=dota_root, options=options, seed=seed, workers=n_workers,
-                resume=resume, overwrite=overwrite, progress=progress,
-            )
+        try:
+            with _build_progress(quiet) as progress:
+                summary = build_dotamini10(
+                    out, dota_root=dota_root, options=options, seed=seed, workers=n_workers,
+                    resume=resume, overwrite=overwrite, progress=progress,
+                )
+        except KeyboardInterrupt:
+            typer.secho(f"interrupted: finished windows are kept; add --resume to continue in {out}", err=True)
+            raise typer.Exit(code=130) from None
     if summary.already_complete:
         typer.echo(f"{out}: the build is already complete (nothing to resume)")
     for split, c in summary.counts.items():
