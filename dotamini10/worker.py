@@ -1,10 +1,13 @@
-"""The unit of parallel work: one batch of windows of one image at one scale.
+"""The units of parallel work: a batch of windows of one image at one scale (``run_unit``), and the one-off
+decoding of an image that several workers share (``run_prepare``).
 
 Notes:
     A worker keeps at most one decoded source image and one resized copy of it (``_ImageCache``), so its memory
     stays at about two copies of the current image plus one window, and consecutive units of the same image
-    (the pool hands them out in image order) decode it once per worker. Everything a unit writes is determined
-    by its task, never by worker state: results are the same for any number of workers.
+    (the pool hands them out in image order) decode it once per worker. When the builder shares an image
+    between workers, ``run_prepare`` decodes and resizes it once into an ``.npy`` file and the units
+    memory-map that file instead of decoding. Everything a unit writes is determined by its task, never by
+    worker state: results are the same for any number of workers.
 """
 
 from __future__ import annotations
