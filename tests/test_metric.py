@@ -11,6 +11,7 @@ import torch
 from mmdet.registry import METRICS
 from mmdet.structures import DetDataSample
 from mmengine.evaluator import Evaluator
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import hsfpn  # noqa: F401  (registers AITODMetric)
@@ -96,6 +97,10 @@ def test_builds_through_the_registry(scene):
     metric = build(ann)
     assert isinstance(metric, AITODMetric)
     assert metric.default_prefix == "aitod"
+    # As a Runner builds val_evaluator from a config: mmengine's Evaluator in the 'mmdet' scope.
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        evaluator = Evaluator([dict(type="AITODMetric", ann_file=str(ann), classwise=True)])
+    assert isinstance(evaluator.metrics[0], AITODMetric) and evaluator.metrics[0].classwise
 
 
 def test_compute_metrics_equals_evaluate_files(scene):
