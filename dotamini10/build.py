@@ -50,7 +50,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +71,10 @@ from .worker import (
     UnitSettings,
     UnitTask,
     init_worker,
+    run_hash,
     run_prepare,
-    warm_up,
     run_unit,
+    warm_up,
 )
 from .write import (
     coco_document,
@@ -408,7 +409,11 @@ def _build(
     pixels_dir = work / "pixels"
     shutil.rmtree(pixels_dir, ignore_errors=True)
     pixels_dir.mkdir(parents=True)
-    _execute(_groups(entries, pending), pool, on_result, on_prepared)
+    def on_hashed(group: _Group, digest: str, seconds: float) -> None:
+        by_key[(group.units[0].split, group.units[0].stem)].image_sha256 = digest
+        timings["hash"] += seconds
+
+    _execute(_groups(entries, pending), pool, on_result, on_prepared, on_hashed)
 
     # Stage 6: assemble COCO, manifest, problems and build.json from the records, in sorted order.
     summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers)
@@ -735,6 +740,7 @@ def _execute(
     pool: ProcessPoolExecutor | None,
     on_result: Callable[[UnitResult], None],
     on_prepared: Callable[[PrepareResult, _Group], bool],
+    on_hashed: Callable[[_Group, str, float], None],
 ) -> None:
     """Run the groups' tasks in ``pool`` (None: in this process), calling back in this process."""
     if not groups:
@@ -754,7 +760,7 @@ def _execute(
             worker_module.reset_cache()
         return
     queue = deque(groups)
-    inflight: dict[Future, tuple[_Group, UnitTask | None]] = {}
+    inflight: dict[Future, tuple[_Group, UnitTask | str | None]] = {}
     left: dict[int, int] = {}
     shared = 0
 
@@ -767,7 +773,12 @@ def _execute(
                 if shared >= MAX_SHARED_IMAGES:
                     return
                 shared += 1
-                inflight[pool.submit(run_prepare, group.prepare)] = (group, None)
+                prepare = group.prepare
+                if prepare.hash_input:
+                    # Checksum in another worker: decoding is the critical path of a shared image.
+                    inflight[pool.submit(run_hash, prepare.image_path)] = (group, "hash")
+                    prepare = replace(prepare, hash_input=False)
+                inflight[pool.submit(run_prepare, prepare)] = (group, None)
             else:
                 for unit in group.units:
                     inflight[pool.submit(run_unit, unit)] = (group, unit)
@@ -786,6 +797,9 @@ def _execute(
             for future in done:
                 group, unit = inflight.pop(future)
                 result = _future_result(future)
+                if unit == "hash":
+                    on_hashed(group, *result)
+                    continue
                 if unit is None:
                     if on_prepared(result, group):
                         for task in group.units:

@@ -297,6 +297,13 @@ def init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def run_hash(path: Path) -> tuple[str, float]:
+    """sha256 of a source image and the seconds it took (run beside a ``PrepareTask``, off its critical path)."""
+    start = time.perf_counter()
+    digest = sha256_file(path)
+    return digest, time.perf_counter() - start
+
+
 def warm_up() -> None:
     """A task that does nothing: submitting it makes the pool start a worker process early."""
 
