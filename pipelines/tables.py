@@ -134,7 +134,7 @@ class Plan:
         if s.is_smoke:
             lines.append(SMOKE_BANNER)
         lines.append(
-            f"preset {s.preset}; {s.gpus} GPU(s) x {s.batch_per_gpu} image(s) = effective batch "
+            f"preset {s.preset}; {_devices(s)} x {s.batch_per_gpu} image(s) = effective batch "
             f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.max_epochs} epochs, steps at "
             f"{list(s.milestones)}; input {s.img_scale} x {s.img_scale}"
         )
@@ -147,9 +147,11 @@ class Plan:
         if self.data_problem:
             lines.append(f"data: PROBLEM: {self.data_problem} (a real run stops here)")
         lines.append(f"outputs: {self.out_dir}")
+        width = len(f"[{len(self.jobs)}/{len(self.jobs)}]")
         for i, job in enumerate(self.jobs, start=1):
             state, detail = job_state(job)
-            lines.append(f"  [{i}/{len(self.jobs)}] {job.key:<28} {state:<15} {detail}  {job.work_dir}")
+            index = f"[{i}/{len(self.jobs)}]"
+            lines.append(f"  {index:<{width}} {job.key:<26} {state:<15} {job.work_dir}" + (f"  ({detail})" if detail else ""))
         if with_configs:
             for job in self.jobs:
                 if job.config_text is not None:
@@ -166,6 +168,10 @@ class TableOutcome:
     results: list[JobResult] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def _devices(s: Settings) -> str:
+    return "1 CPU process" if s.gpus == 0 else f"{s.gpus} GPU(s)"
 
 
 def _init_text(s: Settings) -> str:
@@ -397,7 +403,7 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
         lines += [f"**{SMOKE_BANNER}**", ""]
     lines += [
         f"- preset: {settings.preset}",
-        f"- effective batch: {settings.effective_batch} ({settings.gpus} GPU(s) x {settings.batch_per_gpu}); "
+        f"- effective batch: {settings.effective_batch} ({_devices(settings)} x {settings.batch_per_gpu}); "
         "the paper used 2 (2 GPUs x 1)",
         f"- schedule: {settings.max_epochs} epochs, lr steps at {list(settings.milestones)}, "
         f"input {settings.img_scale} x {settings.img_scale}",
