@@ -71,6 +71,7 @@ from .worker import (
     UnitSettings,
     UnitTask,
     init_worker,
+    run_geometry,
     run_hash,
     run_prepare,
     run_unit,
@@ -413,7 +414,13 @@ def _build(
         by_key[(group.units[0].split, group.units[0].stem)].image_sha256 = digest
         timings["hash"] += seconds
 
-    _execute(_groups(entries, pending), pool, on_result, on_prepared, on_hashed)
+    def on_geometry(seconds: float) -> None:
+        timings["intersect"] += seconds
+
+    _execute(_groups(entries, pending), pool, on_result, on_prepared, on_hashed, on_geometry)
+    unfinished = [f"{e.split}/{e.stem}" for e in entries if e.units and e.key not in records]
+    if unfinished:  # a scheduling bug, never bad input: refuse to assemble a dataset with holes
+        raise RuntimeError(f"units of {', '.join(unfinished[:5])} did not all report back")
 
     # Stage 6: assemble COCO, manifest, problems and build.json from the records, in sorted order.
     summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers)
@@ -721,6 +728,9 @@ class _Group:
 
     units: list[UnitTask]
     prepare: PrepareTask | None
+    geometry: UnitTask | None = None  # all windows of a shared image, for run_geometry
+    assignments: list | None = None
+    prepared: bool = False
 
 
 def _groups(entries: list[_Entry], pending: list[UnitTask]) -> list[_Group]:
@@ -728,7 +738,17 @@ def _groups(entries: list[_Entry], pending: list[UnitTask]) -> list[_Group]:
     for unit in pending:
         by_image.setdefault((unit.split, unit.stem, unit.tag), []).append(unit)
     prepares = {(e.split, e.stem, tag): task for e in entries for tag, task in e.prepares.items()}
-    return [_Group(units, prepares.get(key)) for key, units in by_image.items()]
+    everything = {(e.split, e.stem, u.tag): e for e in entries for u in e.units}
+    groups = []
+    for key, units in by_image.items():
+        geometry = None
+        if key in prepares:
+            # One task over every window of the image at this scale (units hold slices of them).
+            all_units = [u for u in everything[key].units if u.tag == key[2]]
+            windows = np.concatenate([u.windows for u in all_units])
+            geometry = replace(all_units[0], windows=windows, first_window=0)
+        groups.append(_Group(units, prepares.get(key), geometry))
+    return groups
 
 
 # At most this many shared images exist at once: one being split, the next being prepared.
@@ -741,6 +761,7 @@ def _execute(
     on_result: Callable[[UnitResult], None],
     on_prepared: Callable[[PrepareResult, _Group], bool],
     on_hashed: Callable[[_Group, str, float], None],
+    on_geometry: Callable[[float], None],
 ) -> None:
     """Run the groups' tasks in ``pool`` (None: in this process), calling back in this process."""
     if not groups:
@@ -760,6 +781,7 @@ def _execute(
             worker_module.reset_cache()
         return
     queue = deque(groups)
+    # What each future is: a unit, None for a PrepareTask, "hash" or "geometry".
     inflight: dict[Future, tuple[_Group, UnitTask | str | None]] = {}
     left: dict[int, int] = {}
     shared = 0
@@ -779,6 +801,7 @@ def _execute(
                     inflight[pool.submit(run_hash, prepare.image_path)] = (group, "hash")
                     prepare = replace(prepare, hash_input=False)
                 inflight[pool.submit(run_prepare, prepare)] = (group, None)
+                inflight[pool.submit(run_geometry, group.geometry)] = (group, "geometry")
             else:
                 for unit in group.units:
                     inflight[pool.submit(run_unit, unit)] = (group, unit)
@@ -800,12 +823,22 @@ def _execute(
                 if unit == "hash":
                     on_hashed(group, *result)
                     continue
-                if unit is None:
-                    if on_prepared(result, group):
-                        for task in group.units:
-                            inflight[pool.submit(run_unit, task)] = (group, task)
-                    else:
+                if unit == "geometry" or unit is None:
+                    if unit == "geometry":
+                        group.assignments, seconds = result
+                        on_geometry(seconds)
+                    elif on_prepared(result, group):
+                        group.prepared = True
+                    else:  # not decodable: the units were reported as failed
                         release(group)
+                        group.units = []
+                    if group.prepared and group.assignments is not None:
+                        # Pixels and intersections are both ready: the units only crop, encode and write.
+                        for task in group.units:
+                            part = group.assignments[task.first_window : task.first_window + len(task.windows)]
+                            task = replace(task, assignments=part)
+                            inflight[pool.submit(run_unit, task)] = (group, task)
+                        group.assignments = None
                     continue
                 on_result(result)
                 left[id(group)] -= 1

@@ -24,7 +24,7 @@ from .augment import augment_window, draw_augment
 from .read import ImageProbeError, decode_image
 from .scale import resize_image
 from .seeding import rng_for
-from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
+from .split import Assignment, ObjectSet, assign_objects, horizontal_box, to_quadrilateral
 from .write import atomic_write_bytes, atomic_write_text, dota_lines, encode_png, sha256_bytes, sha256_file
 
 TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "share", "intersect", "augment", "encode", "write")
@@ -71,6 +71,8 @@ class UnitTask:
         settings: Shared options.
         pixels_path: The scaled image as an ``.npy`` file written by ``run_prepare`` when several workers share
             the image; None to decode the source in this worker.
+        assignments: The windows' object assignments, computed beforehand by ``run_geometry`` (one per
+            window); None to compute them here.
     """
 
     split: str
@@ -90,6 +92,7 @@ class UnitTask:
     hash_input: bool
     settings: UnitSettings
     pixels_path: Path | None = None
+    assignments: list[Assignment] | None = None
 
     @property
     def key(self) -> str:
@@ -297,6 +300,19 @@ def init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def run_geometry(task: UnitTask) -> tuple[list[Assignment], float]:
+    """Assign objects to every window of ``task`` without touching pixels, and the seconds it took.
+
+    The builder runs it beside a ``PrepareTask`` so that a worker waiting for a shared image's pixels does the
+    intersections meanwhile; the units then receive the assignments instead of computing them.
+    """
+    start = time.perf_counter()
+    objects = ObjectSet.from_geoms(task.geoms)
+    threshold = task.settings.iof_threshold
+    assignments = [assign_objects(objects, window, iof_threshold=threshold) for window in task.windows]
+    return assignments, time.perf_counter() - start
+
+
 def run_hash(path: Path) -> tuple[str, float]:
     """sha256 of a source image and the seconds it took (run beside a ``PrepareTask``, off its critical path)."""
     start = time.perf_counter()
@@ -377,11 +393,14 @@ def _run(task: UnitTask, result: UnitResult) -> None:
     except ImageProbeError as exc:
         result.problems.append((exc.reason, exc.detail))
         return
-    objects = ObjectSet.from_geoms(task.geoms)
-    for window in task.windows:
+    objects = ObjectSet.from_geoms(task.geoms) if task.assignments is None else None
+    for number, window in enumerate(task.windows):
         result.processed += 1
         start = time.perf_counter()
-        kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
+        if task.assignments is None:
+            kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
+        else:
+            kept = task.assignments[number]
         for idx, value in zip(kept.touched.tolist(), kept.touched_iof.tolist(), strict=True):
             obj = int(task.object_ids[idx])
             result.best_iof[obj] = max(result.best_iof.get(obj, 0.0), round(value, 4))
