@@ -283,11 +283,19 @@ def coco_cases(draw: st.DrawFn) -> tuple[dict, list[dict]]:
             "category_id": draw(st.sampled_from(cats)), "iscrowd": int(draw(st.integers(0, 9)) == 0),
             "area": draw(st.sampled_from([w * h, 64.0, 256.0, 1024.0, 30.0, 500.0, 2000.0])),
         })  # fmt: skip
-    dets = [
-        det([draw(coord), draw(coord), draw(size), draw(size)], draw(st.sampled_from([0.1, 0.5, 0.5, 0.9, 1.0])),
-            image_id=draw(st.sampled_from(images)), category_id=draw(st.sampled_from(cats)))  # fmt: skip
-        for _ in range(draw(st.integers(1, 14)))  # pycocotools cannot load an empty result list
-    ]
+    score = st.sampled_from([0.1, 0.5, 0.5, 0.9, 1.0])
+    dets = []
+    for _ in range(draw(st.integers(1, 14))):  # pycocotools cannot load an empty result list
+        if anns and draw(st.booleans()):
+            # A near copy of a ground truth: several of these compete for the same objects at IoU >= 0.5.
+            src = draw(st.sampled_from(anns))
+            shift = st.sampled_from([-1.0, 0.0, 0.0, 1.0])
+            x, y, w, h = src["bbox"]
+            dets.append(det([x + draw(shift), y + draw(shift), max(w + draw(shift), 0.0), h], draw(score),
+                            image_id=src["image_id"], category_id=src["category_id"]))  # fmt: skip
+        else:
+            dets.append(det([draw(coord), draw(coord), draw(size), draw(size)], draw(score),
+                            image_id=draw(st.sampled_from(images)), category_id=draw(st.sampled_from(cats))))  # fmt: skip
     return coco_gt(anns, images, cats), dets
 
 
