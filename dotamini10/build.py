@@ -393,8 +393,7 @@ def _build(
             progress(done_windows, windows_total)
 
     def on_prepared(prepared: PrepareResult, group: _Group) -> bool:
-        first = group.units[0]
-        entry = by_key[(first.split, first.stem)]
+        entry = by_key[(group.prepare.split, group.prepare.stem)]
         for name, seconds in prepared.timings.items():
             timings[name] += seconds
         peak_rss[0] = max(peak_rss[0], prepared.peak_rss_mb)
@@ -411,7 +410,7 @@ def _build(
     shutil.rmtree(pixels_dir, ignore_errors=True)
     pixels_dir.mkdir(parents=True)
     def on_hashed(group: _Group, digest: str, seconds: float) -> None:
-        by_key[(group.units[0].split, group.units[0].stem)].image_sha256 = digest
+        by_key[(group.prepare.split, group.prepare.stem)].image_sha256 = digest
         timings["hash"] += seconds
 
     def on_geometry(seconds: float) -> None:
