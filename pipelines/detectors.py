@@ -262,6 +262,8 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     steps["end"] = settings.max_epochs
     steps["milestones"] = list(settings.milestones)
     cfg.optim_wrapper.optimizer.lr = round(cfg.optim_wrapper.optimizer.lr * settings.lr_factor, 10)
+    if settings.clip_grad is not None:
+        cfg.optim_wrapper.clip_grad = dict(max_norm=settings.clip_grad, norm_type=2)
     cfg.auto_scale_lr = dict(enable=settings.auto_scale_lr, base_batch_size=2)
     cfg.default_hooks.logger.interval = settings.log_interval
     if settings.max_per_img is not None:

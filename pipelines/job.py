@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -116,6 +117,30 @@ def table_metrics(raw: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def check_loss(loss: Any, iteration: int) -> None:
+    """Raise :class:`DivergedError` when a logged loss is not finite (NaN weights evaluate to AP 0 silently)."""
+    value = float(loss)
+    if not math.isfinite(value):
+        raise DivergedError(
+            f"training diverged: loss is {value} at iteration {iteration}; lower the learning rate or clip gradients"
+        )
+
+
+def _stop_on_divergence() -> Any:
+    from mmengine.hooks import Hook
+
+    class StopOnDivergence(Hook):
+        def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+            if outputs and "loss" in outputs:
+                check_loss(outputs["loss"], runner.iter + 1)
+
+    return StopOnDivergence()
+
+
 def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     """Train and evaluate the job in ``job_dir``; returns what was written to ``done.json``."""
     from mmengine.config import Config
@@ -138,6 +163,7 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     cfg.val_cfg = None
     cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(_stop_on_divergence(), priority="LOW")
     runner.train()
     raw = runner.test()
     record = dict(

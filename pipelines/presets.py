@@ -70,7 +70,10 @@ class Settings:
         batch_per_gpu: Images per GPU (per process on CPU).
         num_workers: Data loader workers per process.
         lr_factor: Multiplies each config's learning rate (0.005 two-stage, 0.001 one-stage); the smoke
-            preset's short schedule from random init uses 4x.
+            preset's short schedule from random init uses 2x.
+        clip_grad: Clip the gradient norm at this value; ``None`` keeps each config's own setting (the
+            paper's configs clip only Cascade RPN). The smoke preset clips: random-init HS-FPN runs
+            diverged without it.
         auto_scale_lr: Scale lr linearly with the effective batch against the paper's batch of 2.
         log_interval: Iterations between mmengine log lines.
         max_per_img: Cap on proposals and detections per image (``nms_pre``, ``max_per_img``); ``None``
@@ -92,6 +95,7 @@ class Settings:
     batch_per_gpu: int = 1
     num_workers: int = 2
     lr_factor: float = 1.0
+    clip_grad: float | None = None
     auto_scale_lr: bool = False
     log_interval: int = 50
     max_per_img: int | None = None
@@ -125,10 +129,11 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
         img_scale=256,
         max_epochs=6,
         milestones=(4, 5),
-        warmup_iters=20,
+        warmup_iters=50,
         batch_per_gpu=2,
         num_workers=0,
-        lr_factor=4.0,
+        lr_factor=2.0,
+        clip_grad=35.0,
         max_per_img=300,
         log_interval=10,
     ),
@@ -193,6 +198,8 @@ def _validate(s: Settings) -> None:
         )
     if s.max_per_img is not None and s.max_per_img < 1:
         raise SettingsError(f"max_per_img must be >= 1, got {s.max_per_img}")
+    if s.clip_grad is not None and s.clip_grad <= 0:
+        raise SettingsError(f"clip_grad must be > 0, got {s.clip_grad}")
     if s.lr_factor <= 0:
         raise SettingsError(f"lr_factor must be > 0, got {s.lr_factor}")
     if s.is_smoke and s.data_root is not None:

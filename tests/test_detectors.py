@@ -107,7 +107,8 @@ def test_build_job_config_applies_everything(tmp_path):
     assert cfg.model.backbone.init_cfg == {"type": "Pretrained", "checkpoint": weights}
     assert cfg.model.neck.rfp_backbone.pretrained == weights  # RFP's unrolled backbone too
     assert cfg.train_cfg.max_epochs == 4 and cfg.param_scheduler[1].milestones == [3]
-    assert cfg.param_scheduler[0].end == 20 and cfg.optim_wrapper.optimizer.lr == 0.02  # 4 x 0.005
+    assert cfg.param_scheduler[0].end == 50 and cfg.optim_wrapper.optimizer.lr == 0.01  # 2 x 0.005
+    assert cfg.optim_wrapper.clip_grad == {"max_norm": 35.0, "norm_type": 2}
     assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.num_workers == 0
     assert cfg.train_dataloader.dataset.pipeline[2].scale == (256, 256)
     assert cfg.model.test_cfg.rpn.max_per_img == 300 and cfg.model.test_cfg.rcnn.max_per_img == 300
@@ -117,7 +118,7 @@ def test_build_job_config_applies_everything(tmp_path):
 
 def test_lr_factor_scales_each_configs_own_lr():
     s = resolve_settings("smoke", Path("w"))
-    assert build_job_config(DETECTORS["retinanet"], VARIANTS["fpn"], LAYOUT, s).optim_wrapper.optimizer.lr == 0.004
+    assert build_job_config(DETECTORS["retinanet"], VARIANTS["fpn"], LAYOUT, s).optim_wrapper.optimizer.lr == 0.002
 
 
 def test_label_assignment_rows_merge_the_assigner():

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from pipelines.job import last_checkpoint, table_metrics, trust_checkpoint, write_json_atomic
+from pipelines.job import DivergedError, check_loss, last_checkpoint, table_metrics, trust_checkpoint, write_json_atomic
 
 
 def _mmengine_like_checkpoint(path):
@@ -65,3 +65,10 @@ def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
     write_json_atomic(tmp_path / "a" / "done.json", {"b": 1, "a": 2})
     assert json.loads((tmp_path / "a" / "done.json").read_text()) == {"a": 2, "b": 1}
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["done.json"]
+
+
+def test_check_loss_stops_nan_and_inf_only():
+    check_loss(torch.tensor(2.5), 10)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(DivergedError, match=r"training diverged: loss is (nan|inf) at iteration 31"):
+            check_loss(torch.tensor(bad), 31)

@@ -21,7 +21,7 @@ def test_paper_preset_is_the_papers_schedule(tmp_path):
 def test_smoke_preset_then_cli_overrides(tmp_path):
     s = resolve_settings("smoke", tmp_path, max_epochs=3, milestones=[2, 3], lr_factor=None)
     assert s.img_scale == 256 and s.gpus == 0 and s.max_epochs == 3 and s.milestones == (2, 3)
-    assert s.lr_factor == 4.0  # None means "not given": the preset's value stays
+    assert s.lr_factor == 2.0 and s.clip_grad == 35.0  # None means "not given": the preset's value stays
     assert s.effective_batch == 2 and s.is_smoke
     assert s.to_json()["effective_batch"] == 2 and s.to_json()["work_dir"] == str(tmp_path)
 
@@ -42,6 +42,7 @@ def test_effective_batch_counts_gpus(tmp_path):
         (dict(milestones=(8, 13)), "milestones must be increasing"),  # beyond max_epochs
         (dict(gpus=-1), "gpus must be >= 0"),
         (dict(lr_factor=0.0), "lr_factor must be > 0"),
+        (dict(clip_grad=-1.0), "clip_grad must be > 0"),
         (dict(max_per_img=0), "max_per_img must be >= 1"),
         (dict(colour="red"), "unknown setting"),
     ],
