@@ -266,6 +266,11 @@ def build_dotamini10(
     Raises:
         DatasetError: For bad options, a missing or malformed DOTA root, an output folder holding another
             build, or (``options.strict``) the first input problem, as ``StrictModeError``.
+
+    Notes:
+        With ``workers > 1`` the workers start from a fork server (Linux) or are spawned, which re-imports the
+        calling script: a script that calls this function must do so under ``if __name__ == "__main__":``,
+        as with any ``multiprocessing`` pool. The command line does.
     """
     started = time.perf_counter()
     options = (options or BuildOptions()).check()
@@ -750,6 +755,10 @@ def _groups(entries: list[_Entry], pending: list[UnitTask]) -> list[_Group]:
     return groups
 
 
+_BROKEN_POOL = (
+    "a worker process died (out of memory, or a script that starts a build without an "
+    "`if __name__ == '__main__':` guard); rerun with --resume and fewer --workers"
+)
 # At most this many shared images exist at once: one being split, the next being prepared.
 MAX_SHARED_IMAGES = 2
 
@@ -844,6 +853,9 @@ def _execute(
                 if left[id(group)] == 0 and group.prepare is not None:
                     release(group)
             feed()
+    except BrokenProcessPool:  # raised by submit() once a worker has died
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise DatasetError(_BROKEN_POOL) from None
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
@@ -853,7 +865,7 @@ def _future_result(future: Future):
     try:
         return future.result()
     except BrokenProcessPool:
-        raise DatasetError("a worker process died (out of memory?); rerun with --resume and fewer --workers") from None
+        raise DatasetError(_BROKEN_POOL) from None
     except OSError as exc:
         raise DatasetError(f"writing outputs failed: {exc}") from None
 
