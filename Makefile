@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both set up .venv first when needed
-# (scripts/setup.sh is idempotent and returns at once when nothing changed).
+# (scripts/setup.sh is idempotent and returns at once when nothing changed). The demo build resumes, so a
+# second `make demo` (or one after an interruption) finishes the same dataset instead of refusing the folder.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_OUT ?= runs/demo
@@ -13,7 +14,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/hsfpn-data build-dotamini10 --out $(DEMO_OUT)/DOTAmini10
+	$(VENV)/bin/hsfpn-data build-dotamini10 --out $(DEMO_OUT)/DOTAmini10 --resume
 	$(VENV)/bin/hsfpn-data stats $(DEMO_OUT)/DOTAmini10 --out $(DEMO_OUT)/DOTAmini10/stats
 
 test: setup

@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the shared DOTA sample and a quiet, deterministic torch."""
+"""Shared test fixtures: the path to the shared DOTA sample; one compute thread per test process."""
 
 from __future__ import annotations
 
@@ -7,9 +7,23 @@ from pathlib import Path
 
 import pytest
 
+# Two xdist workers on two cores: one intra-op thread each keeps runs fast and reproducible. Set before any
+# test module imports torch (conftest loads first), so the dataset tests need not import torch at all.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # ../shared sits beside the checkout (a fresh clone in CI has it there too); HSFPN_SHARED overrides.
 SHARED = Path(os.environ.get("HSFPN_SHARED", REPO_ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def paper_text() -> str:
+    """The HS-FPN paper as plain text (shared/paper), for checks of transcribed numbers."""
+    path = SHARED / "paper" / "hs-fpn_aaai2025.txt"
+    if not path.is_file():
+        pytest.fail(f"paper text not found at {path} (set HSFPN_SHARED)")
+    return path.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
@@ -19,15 +33,3 @@ def dota_sample() -> Path:
     if not (root / "labelTxt").is_dir():
         pytest.fail(f"shared DOTA sample not found at {root} (set HSFPN_SHARED)")
     return root
-
-
-@pytest.fixture(autouse=True)
-def _torch_threads():
-    # Two xdist workers on two cores: one intra-op thread each keeps runs fast and reproducible.
-    try:
-        import torch
-    except ImportError:  # the dataset tests do not need torch
-        yield
-        return
-    torch.set_num_threads(1)
-    yield
