@@ -16,6 +16,7 @@ import io
 import math
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,7 +451,8 @@ def render_png(table: str, rows: Sequence[dict[str, Any]], settings: Settings, p
     import matplotlib.pyplot as plt
 
     spec = TABLE_SPECS[table]
-    by_row = len({r["row"] for r in rows}) > 1
+    # Tables 3 and 4 compare detectors (bars per neck); Tables 1 and 2 compare necks of one detector.
+    by_row = len(spec.rows) > 1
     groups = list(dict.fromkeys(r["row"] if by_row else r["neck"] for r in rows))
     series = list(dict.fromkeys(r["neck"] for r in rows)) if by_row else ["all"]
     cols = len(series) * 2
@@ -473,7 +475,7 @@ def render_png(table: str, rows: Sequence[dict[str, Any]], settings: Settings, p
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("AP (%)")
     title = spec.title if not settings.is_smoke else f"[SMOKE: synthetic data, not the paper's setting] {spec.title}"
-    ax.set_title(title, fontsize=9)
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     _atomic_save(fig, path)
