@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dotamini10.classes import DOTAMINI10_CLASSES
+
 from .errors import PipelineError
 
 AITOD_CLASSES: tuple[str, ...] = (
@@ -31,18 +33,6 @@ AITOD_CLASSES: tuple[str, ...] = (
     "vehicle",
     "person",
     "wind-mill",
-)
-DOTAMINI10_CLASSES: tuple[str, ...] = (
-    "plane",
-    "small-vehicle",
-    "large-vehicle",
-    "ship",
-    "tennis-court",
-    "baseball-diamond",
-    "swimming-pool",
-    "basketball-court",
-    "storage-tank",
-    "helicopter",
 )
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
