@@ -25,6 +25,7 @@ bench: setup
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/bench_build.py
 	$(PY) benchmarks/bench_assign.py
+	$(PY) benchmarks/bench_train_iter.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
