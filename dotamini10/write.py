@@ -9,15 +9,39 @@ Notes:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 TMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` for any writer, renamed over ``path`` when the block succeeds.
+
+    The one atomic-write mechanism of the toolkit (dataset files, reports, figures, checkpoints): the caller
+    writes the yielded path (``write_bytes``, ``torch.save``, ``savefig``); on an error the temporary file is
+    removed and ``path`` keeps its old content, so no reader ever sees half a file under the final name.
+
+    Args:
+        path: Destination; its folder must exist.
+
+    Yields:
+        The temporary path ``.<name>.<pid>.tmp`` in the same folder (same filesystem, so the rename is atomic).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -27,10 +51,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path: Destination; its folder must exist.
         data: File content.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -22,14 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dotamini10.write import atomic_write_text
 
 from .errors import HSFPNError
 
@@ -940,15 +940,7 @@ def write_json(obj: Any, path: Path, *, indent: int | None = None) -> None:
     """Write JSON atomically (temporary file in the same folder, then rename), so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from dotamini10.write import atomic_path
 
 from .errors import HSFPNError
 
@@ -310,14 +311,8 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Conver
         out = new_state  # type: ignore[assignment]
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         torch.save(out, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return ConversionReport(
         source=src,
         destination=dst,

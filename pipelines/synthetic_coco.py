@@ -18,13 +18,13 @@ seeded by ``(seed, split, index)``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dotamini10.write import atomic_write_bytes
 
 from .datasets import DatasetLayout, coco_split_layout
 from .errors import PipelineError
@@ -38,14 +38,7 @@ _SPLITS = {"train": 0, "test": 1}
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def place_objects(

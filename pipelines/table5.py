@@ -20,11 +20,12 @@ import copy
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dotamini10.write import atomic_write_text
 
 from .errors import PipelineError
 
@@ -295,12 +296,5 @@ def write_table5(rows: list[Table5Row], path: str | os.PathLike) -> Path:
         raise PipelineError(f"{path}: output must end in .csv or .md")
     text = format_table5(rows, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, text)
     return path

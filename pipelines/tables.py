@@ -14,13 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dotamini10.write import atomic_path, atomic_write_text
 
 from .datasets import DatasetLayout, aitod_layout, dotamini10_layout
 from .detectors import DETECTORS, VARIANTS, NotAvailableError, build_job_config
@@ -483,34 +483,17 @@ def render_png(table: str, rows: Sequence[dict[str, Any]], settings: Settings, p
 
 
 def _atomic_save(fig: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        # A fixed creation date keeps the PNG bytes identical for identical figures.
-        fig.savefig(tmp, dpi=120, metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        # No "Software" entry (it carries the version) keeps the PNG bytes identical for identical figures.
+        fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
 
 
 def write_outputs(table: str, rows: Sequence[dict[str, Any]], settings: Settings, out_dir: Path) -> dict[str, Path]:
     """Write ``{table}.md``, ``{table}.csv`` and ``{table}.png`` into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_dir / f"{table}.{ext}" for ext in ("md", "csv", "png")}
-    _atomic_text(paths["md"], render_markdown(table, rows, settings))
-    _atomic_text(paths["csv"], render_csv(table, rows, settings))
+    atomic_write_text(paths["md"], render_markdown(table, rows, settings))
+    atomic_write_text(paths["csv"], render_csv(table, rows, settings))
     render_png(table, rows, settings, paths["png"])
     return paths
 

@@ -6,8 +6,10 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from dotamini10.write import (
+    atomic_path,
     atomic_write_bytes,
     coco_document,
     dota_lines,
@@ -28,6 +30,21 @@ def test_atomic_write_leaves_only_the_target(tmp_path):
     atomic_write_bytes(target, b"second")
     assert target.read_bytes() == b"second"
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_atomic_path_keeps_the_old_content_when_the_writer_fails(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="writer died"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half of the new")
+            raise RuntimeError("writer died")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+    with atomic_path(target) as tmp:  # a writer that takes a path, as torch.save or savefig do
+        assert tmp.parent == tmp_path and tmp.name.startswith(".report.json.")
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
 
 
 def test_remove_temporaries_deletes_leftovers_of_killed_writers(tmp_path):
