@@ -148,17 +148,20 @@ def test_all_fifteen_classes_in_every_scene_and_sizes_in_range(release):
     assert 0 < difficult < total
 
 
-def test_sizes_tilt_toward_tiny(release):
-    # AI-TOD measures s = sqrt(w * h) of the horizontal box; vehicles and ships dominate, so many are tiny.
+def test_sizes_are_calibrated_to_dotamini10_after_rescaling(release):
+    # AI-TOD measures s = sqrt(w * h) of the horizontal box. The sample is drawn at source scale so that the
+    # recipe's rescale (0.5-1.0, mean 0.75) leaves a share below 16 px near the paper's 17.3%, with a long tail
+    # of larger objects: tiny objects are common, but not all objects are tiny.
     sizes = []
     for spec in DEFAULT_SCENES:
         _, objects = _read_labels(release / spec.split / "labelTxt" / f"{spec.name}.txt")
         for coords, _, _ in objects:
             w, h = coords.max(axis=0) - coords.min(axis=0)
             sizes.append(math.sqrt(w * h))
-    sizes = np.array(sizes)
-    assert np.mean(sizes < 16) > 0.3
-    assert np.mean(sizes > 32) > 0.05
+    rescaled = 0.75 * np.array(sizes)
+    assert 0.08 < np.mean(rescaled < 16) < 0.30
+    assert np.mean(rescaled > 32) > 0.2
+    assert np.mean(0.5 * np.array(sizes) < 16) > 0.2  # at the smallest factor, tiny objects are a large share
 
 
 def test_some_objects_cross_window_borders(release):
