@@ -43,6 +43,12 @@ def _setup(neck: str, batch: int, size: int, device: str, seed: int = 0):
     from hsfpn.convert import load_release_state_dict
     from hsfpn.neck import HSFPN
 
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    # init_weights logs every parameter's initialiser at INFO: hundreds of lines around the figures.
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
     torch.manual_seed(seed)
     ref = ReferenceHSFPN(IN_CHANNELS, 256, 5)
     ref.init_weights()
