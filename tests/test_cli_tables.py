@@ -24,6 +24,18 @@ def test_help_lists_the_shared_options(table):
     assert f"hsfpn-repro {table} --preset smoke" in result.output
 
 
+@pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4"])
+def test_the_smoke_example_of_the_help_is_a_valid_command(table, tmp_path):
+    # The example names a row of this table (table1 and table2 have only cascade_rcnn); dry-run it.
+    help_text = runner.invoke(cli.repro_app, [table, "--help"], terminal_width=200).output
+    example = next(line.split() for line in help_text.splitlines() if f"{table} --preset smoke" in line)
+    args = example[example.index(table):]
+    args[args.index("--work-dir") + 1] = str(tmp_path)
+    result = runner.invoke(cli.repro_app, [*args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
 def test_dry_run_prints_the_plan_and_configs(tmp_path):
     result = runner.invoke(
         cli.repro_app, ["table4", "--preset", "smoke", "--work-dir", str(tmp_path), "--rows", "faster_rcnn", "--dry-run"]
