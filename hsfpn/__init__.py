@@ -4,7 +4,7 @@ Importing this package registers every component in MMDetection's registries, so
 ``neck=dict(type='HSFPN', ...)`` after ``custom_imports=dict(imports=['hsfpn'])``.
 """
 
-__version__ = "0.1.0"
+from dotamini10 import __version__  # noqa: F401  (the toolkit has one version)
 
 # Registered components (each import registers its classes with MMDetection / MMEngine).
 from . import assigners  # noqa: F401
