@@ -167,7 +167,7 @@ def build_dotamini10_command(
     interpolation: Annotated[
         str, typer.Option("--interpolation", help="Resizing filter: area, cubic, linear or nearest.")
     ] = "area",
-    png_compression: Annotated[int, typer.Option("--png-compression", help="zlib level (0-9) of the PNG windows.")] = 1,
+    png_compression: Annotated[int, typer.Option("--png-compression", help="Deflate level (0-3, ISA-L) of the PNG windows: 1 is the fastest for its size.")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted build in --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous build in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,

@@ -7,7 +7,7 @@ shared DOTA sample (``../shared/dota_sample``). Three figures per scene, all mea
   for every object, label file and PNG.
 * ``builder``: ``dotamini10.build.build_dotamini10`` with 1 and with ``--workers`` processes (scale fixed at 1.0,
   no augmented copies, so that both write the same windows).
-* ``I/O bound``: decoding the image once plus encoding every window as PNG (the builder's settings), the
+* ``I/O bound``: decoding the image once plus encoding every window as PNG (the builder's codec), the
   encoding spread over the workers: ``decode + encode_total / workers``. The formula assumes that many free
   cores; the same work is also run in ``workers`` forked processes, which shows what a shared machine really
   offers at the moment of the run.
@@ -104,7 +104,7 @@ _BOUND_IMAGE = None
 def _encode_share(args: tuple[int, int]) -> float:
     from dotamini10.split import get_windows
     from dotamini10.worker import crop_window
-    from dotamini10.write import encode_png
+    from dotamini10.png import encode_png
 
     part, parts = args
     image = _BOUND_IMAGE
@@ -120,13 +120,15 @@ def child_bound(split_dir: Path, workers: int) -> dict:
 
     import cv2
 
+    from dotamini10.read import decode_image
+
     global _BOUND_IMAGE
     cv2.setNumThreads(1)
     decode = encode = parallel = 0.0
     windows = 0
     for path in sorted((split_dir / "images").iterdir()):
         start = time.perf_counter()
-        _BOUND_IMAGE = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        _BOUND_IMAGE = decode_image(path)
         decode += time.perf_counter() - start
         windows += len(get_windows_of(_BOUND_IMAGE))
         encode += _encode_share((0, 1))

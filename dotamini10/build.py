@@ -23,9 +23,11 @@ Notes:
     Work is cut into units of (image, scale, batch of windows). An image holding at least one worker's share of
     the build's windows is cut into several batches so that one image alone keeps every worker busy; such an
     image is decoded and resized once by a ``PrepareTask`` into ``.work/pixels/*.npy``, which the workers
-    memory-map (they read only the rows their windows need, and the pages are shared). Other images are
-    decoded by the one worker that takes them. Memory per worker is thus about two copies of the current image
-    at most (OpenCV's PNG decoder itself briefly holds a second copy), plus one window.
+    memory-map (they read only the rows their windows need, and the pages are shared). The batches run while
+    it decodes: each waits for the rows of its next window (``worker.SharedRows``), so the top of a large image
+    is being split while its bottom is decoded. Other images are decoded by the one worker that takes them.
+    Memory per worker is thus about two copies of the current image at most (OpenCV's decoder, used for other
+    formats than 8-bit PNG, briefly holds a second copy), plus one window.
 
     Every finished unit leaves a record under ``.work/units``; when all units of an image are done, an image
     record under ``.work/records`` marks it finished. ``resume=True`` skips finished images and units, and the
@@ -48,7 +50,7 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -59,6 +61,7 @@ from . import __version__
 from . import worker as worker_module
 from .classes import AUGMENT_CLASSES, DOTAMINI10_CLASSES, check_class_list, detect_dota_version
 from .errors import DatasetError
+from .png import PNG_LEVELS
 from .problems import Problem, ProblemLog, StrictModeError
 from .read import ImageProbeError, find_splits, outside_image, pair_files, probe_image, read_label_file
 from .scale import INTERPOLATIONS, check_scale_options, factor_tag, image_factors, scaled_size
@@ -69,9 +72,10 @@ from .worker import (
     PrepareTask,
     UnitResult,
     UnitSettings,
+    SharedRows,
     UnitTask,
+    create_shared,
     init_worker,
-    run_geometry,
     run_hash,
     run_prepare,
     run_unit,
@@ -120,7 +124,7 @@ class BuildOptions:
             helicopter.
         flip_prob: Probability of each of the horizontal and vertical flips. Defaults to 0.5.
         hsv_gains: Hue, saturation, value gains of the jitter. Defaults to (0.015, 0.7, 0.4).
-        png_compression: zlib level of the PNG windows. Defaults to 1.
+        png_compression: Deflate level (ISA-L, 0-3) of the PNG windows. Defaults to 1.
         coord_decimals: Decimals of output coordinates. Defaults to 2.
         strict: Stop at the first input problem. Defaults to False.
     """
@@ -167,8 +171,8 @@ class BuildOptions:
             raise DatasetError(f"flip_prob: expected a probability, got {self.flip_prob}")
         if len(self.hsv_gains) != 3 or any(not 0.0 <= g <= 1.0 for g in self.hsv_gains):
             raise DatasetError(f"hsv_gains: expected three gains in [0, 1], got {self.hsv_gains}")
-        if not 0 <= self.png_compression <= 9:
-            raise DatasetError(f"png_compression: expected 0..9, got {self.png_compression}")
+        if self.png_compression not in PNG_LEVELS:
+            raise DatasetError(f"png_compression: expected 0..3, got {self.png_compression}")
         if not 0 <= self.coord_decimals <= 6:
             raise DatasetError(f"coord_decimals: expected 0..6, got {self.coord_decimals}")
         return self
@@ -193,6 +197,7 @@ class BuildSummary:
         elapsed: Wall-clock seconds of the whole build.
         already_complete: True when ``resume`` found a finished build with the same options.
         worker_peak_rss_mb: Largest peak resident memory of a process that ran units, in MiB.
+        shared_images: Images (at one scale) decoded once into a memory map that several workers split.
     """
 
     out_dir: Path
@@ -205,6 +210,7 @@ class BuildSummary:
     elapsed: float = 0.0
     already_complete: bool = False
     worker_peak_rss_mb: float = 0.0
+    shared_images: int = 0
 
 
 @dataclass
@@ -285,13 +291,13 @@ def build_dotamini10(
         if done is not None:
             return done
     work.mkdir(parents=True, exist_ok=True)
-    # Worker processes start now, while this process reads and plans.
+    # Worker processes start in the background while this process reads and plans.
     pool = _start_pool(workers) if workers > 1 else None
     try:
         return _build(out_dir, work, dota_root, options, seed, workers, resume, progress, started, pool)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None and pool.exception() is None:
+            pool.result().shutdown(wait=True, cancel_futures=True)
 
 
 def _build(
@@ -304,7 +310,7 @@ def _build(
     resume: bool,
     progress: ProgressCallback | None,
     started: float,
-    pool: ProcessPoolExecutor | None,
+    pool: Future[ProcessPoolExecutor] | None,
 ) -> BuildSummary:
     """The body of ``build_dotamini10`` once the output folder is ready (``pool`` is None for one worker)."""
     # Source: the user's DOTA root, or a synthetic sample generated once into .work (reused on resume).
@@ -397,7 +403,10 @@ def _build(
         if progress is not None:
             progress(done_windows, windows_total)
 
+    shared_images = 0
+
     def on_prepared(prepared: PrepareResult, group: _Group) -> bool:
+        nonlocal shared_images
         entry = by_key[(group.prepare.split, group.prepare.stem)]
         for name, seconds in prepared.timings.items():
             timings[name] += seconds
@@ -405,23 +414,31 @@ def _build(
         if prepared.input_sha256:
             entry.image_sha256 = prepared.input_sha256
         if not prepared.problems:
+            shared_images += 1
             return True
-        for unit in group.units:  # the image failed to decode: every unit reports it, none runs
+        for unit in group.units:  # the image failed to decode: every unit reports it, its own results go
             on_result(UnitResult(unit.split, unit.stem, unit.key, problems=list(prepared.problems),
                                  processed=len(unit.windows)))
         return False
 
-    pixels_dir = work / "pixels"
-    shutil.rmtree(pixels_dir, ignore_errors=True)
-    pixels_dir.mkdir(parents=True)
+    def discard(result: UnitResult) -> None:
+        # A unit that split rows of a shared image whose decode then failed: none of its files may remain.
+        for name, seconds in result.timings.items():
+            timings[name] += seconds
+        for window in result.windows:
+            (out_dir / "images" / result.split / f"{window['name']}.png").unlink(missing_ok=True)
+            (out_dir / "labelTxt" / result.split / f"{window['name']}.txt").unlink(missing_ok=True)
+
     def on_hashed(group: _Group, digest: str, seconds: float) -> None:
         by_key[(group.prepare.split, group.prepare.stem)].image_sha256 = digest
         timings["hash"] += seconds
 
-    def on_geometry(seconds: float) -> None:
-        timings["intersect"] += seconds
-
-    _execute(_groups(entries, pending), pool, on_result, on_prepared, on_hashed, on_geometry)
+    pixels_dir = work / "pixels"
+    shutil.rmtree(pixels_dir, ignore_errors=True)
+    pixels_dir.mkdir(parents=True)
+    groups = _groups(pending, entries)
+    _execute(groups, pool.result() if pool is not None and groups else None, on_result, on_prepared, on_hashed,
+             discard)
     unfinished = [f"{e.split}/{e.stem}" for e in entries if e.units and e.key not in records]
     if unfinished:  # a scheduling bug, never bad input: refuse to assemble a dataset with holes
         raise RuntimeError(f"units of {', '.join(unfinished[:5])} did not all report back")
@@ -434,6 +451,7 @@ def _build(
     summary.timings = timings
     summary.elapsed = time.perf_counter() - started
     summary.worker_peak_rss_mb = peak_rss[0]
+    summary.shared_images = shared_images
     return summary
 
 
@@ -647,12 +665,12 @@ def _plan_units(
     """Cut every usable image into units of windows (one per image unless it is a large share of the build).
 
     Notes:
-        Each worker that takes a unit of an image decodes that image, so cutting an image costs a decode per
-        worker. An image is cut only when it holds at least one worker's fair share of all windows
-        (``share = windows * workers / total >= 1``); it then gets ``2 * min(share, workers)`` units, so a
-        single image keeps every worker busy and the units still balance. The units of a cut image read the
-        scaled pixels from one ``.npy`` file under ``pixels_dir`` that a ``PrepareTask`` writes first, so the
-        image is decoded and resized once, not once per worker. Cutting never changes an output.
+        An image is cut only when it holds at least one worker's fair share of all windows
+        (``share = windows * workers / total >= 1``); it then gets ``4 * min(share, workers)`` units, so a
+        single image keeps every worker busy and the last units to finish are short. The units of a cut image
+        read the scaled pixels from one ``.npy`` file under ``pixels_dir`` that a ``PrepareTask`` fills while
+        they run, so the image is decoded and resized once, not once per worker. Other images are decoded by
+        the worker that takes their single unit. Cutting never changes an output.
     """
     import shapely
 
@@ -683,7 +701,7 @@ def _plan_units(
         geoms = shapely.transform(entry.geoms, lambda c, r=ratio: c * r) if len(cand) else entry.geoms
         n = len(windows)
         share = n * workers / max(total, 1)
-        units = min(n, math.ceil(2 * min(share, workers))) if workers > 1 and share >= 1 else 1
+        units = min(n, math.ceil(4 * min(share, workers))) if workers > 1 and share >= 1 else 1
         batch = math.ceil(n / units)
         tag = factor_tag(factor)
         pixels = None
@@ -719,40 +737,45 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _start_pool(workers: int) -> ProcessPoolExecutor:
+def _start_pool(workers: int) -> Future[ProcessPoolExecutor]:
+    """The worker pool, started from a helper thread: starting the fork server and the workers takes about as
+    long as reading the labels, so the two overlap."""
+    starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotamini10-pool-start")
+    try:
+        return starter.submit(_new_pool, workers)
+    finally:
+        starter.shutdown(wait=False)
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
-    for _ in range(workers):  # the executor starts a process per submitted task until it has ``workers``
-        pool.submit(warm_up)
+    started = [pool.submit(warm_up) for _ in range(workers)]  # a process per task until there are ``workers``
+    wait(started)
     return pool
 
 
 @dataclass
 class _Group:
-    """The pending units of one image at one scale, and the task sharing its pixels (None: not shared)."""
+    """The pending units of one image at one scale, and the task sharing its pixels (None: not shared).
+
+    For a shared image the units run while the pixels are decoded, but their results are held until the
+    decode has succeeded: if it fails, what they wrote is deleted and the image's problem is reported instead.
+    """
 
     units: list[UnitTask]
     prepare: PrepareTask | None
-    geometry: UnitTask | None = None  # all windows of a shared image, for run_geometry
-    assignments: list | None = None
+    outstanding: int = 0  # submitted tasks (units and prepare) not yet returned
     prepared: bool = False
+    failed: bool = False
+    held: list[UnitResult] = field(default_factory=list)
 
 
-def _groups(entries: list[_Entry], pending: list[UnitTask]) -> list[_Group]:
+def _groups(pending: list[UnitTask], entries: list[_Entry]) -> list[_Group]:
     by_image: dict[tuple[str, str, str], list[UnitTask]] = {}
     for unit in pending:
         by_image.setdefault((unit.split, unit.stem, unit.tag), []).append(unit)
     prepares = {(e.split, e.stem, tag): task for e in entries for tag, task in e.prepares.items()}
-    everything = {(e.split, e.stem, u.tag): e for e in entries for u in e.units}
-    groups = []
-    for key, units in by_image.items():
-        geometry = None
-        if key in prepares:
-            # One task over every window of the image at this scale (units hold slices of them).
-            all_units = [u for u in everything[key].units if u.tag == key[2]]
-            windows = np.concatenate([u.windows for u in all_units])
-            geometry = replace(all_units[0], windows=windows, first_window=0)
-        groups.append(_Group(units, prepares.get(key), geometry))
-    return groups
+    return [_Group(units, prepares.get(key)) for key, units in by_image.items()]
 
 
 _BROKEN_POOL = (
@@ -769,9 +792,12 @@ def _execute(
     on_result: Callable[[UnitResult], None],
     on_prepared: Callable[[PrepareResult, _Group], bool],
     on_hashed: Callable[[_Group, str, float], None],
-    on_geometry: Callable[[float], None],
+    discard: Callable[[UnitResult], None],
 ) -> None:
-    """Run the groups' tasks in ``pool`` (None: in this process), calling back in this process."""
+    """Run the groups' tasks in ``pool`` (None: in this process), calling back in this process.
+
+    ``discard`` deletes what a unit of a shared image wrote when that image's decode failed.
+    """
     if not groups:
         return
     if pool is None:
@@ -780,22 +806,24 @@ def _execute(
         worker_module.reset_cache()
         try:
             for group in groups:
+                if group.prepare is not None:
+                    create_shared(group.prepare)
                 if group.prepare is None or on_prepared(_guarded(run_prepare, group.prepare), group):
                     for unit in group.units:
                         on_result(_guarded(run_unit, unit))
                 if group.prepare is not None:
-                    group.prepare.pixels_path.unlink(missing_ok=True)
+                    _remove_shared(group.prepare)
         finally:
             worker_module.reset_cache()
         return
     queue = deque(groups)
-    # What each future is: a unit, None for a PrepareTask, "hash" or "geometry".
+    # What each future is: a unit, None for a PrepareTask, or "hash".
     inflight: dict[Future, tuple[_Group, UnitTask | str | None]] = {}
-    left: dict[int, int] = {}
     shared = 0
 
     def feed() -> None:
-        # Submit in build order; a shared image first gets its PrepareTask, its units follow when it is done.
+        # Submit in build order. A shared image's PrepareTask goes first and its units right after: the pool
+        # starts tasks in submission order, so a unit never waits on rows that no worker is decoding.
         nonlocal shared
         while queue:
             group = queue[0]
@@ -804,22 +832,26 @@ def _execute(
                     return
                 shared += 1
                 prepare = group.prepare
+                create_shared(prepare)
                 if prepare.hash_input:
                     # Checksum in another worker: decoding is the critical path of a shared image.
                     inflight[pool.submit(run_hash, prepare.image_path)] = (group, "hash")
                     prepare = replace(prepare, hash_input=False)
                 inflight[pool.submit(run_prepare, prepare)] = (group, None)
-                inflight[pool.submit(run_geometry, group.geometry)] = (group, "geometry")
-            else:
-                for unit in group.units:
-                    inflight[pool.submit(run_unit, unit)] = (group, unit)
-            left[id(group)] = len(group.units)
+                group.outstanding += 1
+            for unit in group.units:
+                inflight[pool.submit(run_unit, unit)] = (group, unit)
+            group.outstanding += len(group.units)
             queue.popleft()
 
-    def release(group: _Group) -> None:
-        nonlocal shared
-        group.prepare.pixels_path.unlink(missing_ok=True)
-        shared -= 1
+    def settle(group: _Group, result: UnitResult) -> None:
+        # A shared image's unit counts once its decode is known to have succeeded.
+        if group.prepare is None or group.prepared:
+            on_result(result)
+        elif group.failed or result.aborted:
+            discard(result)
+        else:
+            group.held.append(result)
 
     try:
         feed()
@@ -831,27 +863,22 @@ def _execute(
                 if unit == "hash":
                     on_hashed(group, *result)
                     continue
-                if unit == "geometry" or unit is None:
-                    if unit == "geometry":
-                        group.assignments, seconds = result
-                        on_geometry(seconds)
-                    elif on_prepared(result, group):
+                if unit is None:
+                    if on_prepared(result, group):
                         group.prepared = True
-                    else:  # not decodable: the units were reported as failed
-                        release(group)
-                        group.units = []
-                    if group.prepared and group.assignments is not None:
-                        # Pixels and intersections are both ready: the units only crop, encode and write.
-                        for task in group.units:
-                            part = group.assignments[task.first_window : task.first_window + len(task.windows)]
-                            task = replace(task, assignments=part)
-                            inflight[pool.submit(run_unit, task)] = (group, task)
-                        group.assignments = None
-                    continue
-                on_result(result)
-                left[id(group)] -= 1
-                if left[id(group)] == 0 and group.prepare is not None:
-                    release(group)
+                        for held in group.held:
+                            on_result(held)
+                    else:  # not decodable: on_prepared reported every unit as failed
+                        group.failed = True
+                        for held in group.held:
+                            discard(held)
+                    group.held = []
+                else:
+                    settle(group, result)
+                group.outstanding -= 1
+                if group.outstanding == 0 and group.prepare is not None:
+                    _remove_shared(group.prepare)
+                    shared -= 1
             feed()
     except BrokenProcessPool:  # raised by submit() once a worker has died
         pool.shutdown(wait=True, cancel_futures=True)
@@ -859,6 +886,11 @@ def _execute(
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+
+
+def _remove_shared(prepare: PrepareTask) -> None:
+    prepare.pixels_path.unlink(missing_ok=True)
+    SharedRows.path_for(prepare.pixels_path).unlink(missing_ok=True)
 
 
 def _future_result(future: Future):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -398,27 +398,50 @@ def _probe_bmp(head: bytes, size: int) -> ImageInfo:
     return ImageInfo(width, height, "bmp")
 
 
-def decode_image(path: Path) -> np.ndarray:
-    """Decode an image into 3-channel 8-bit BGR.
+def decode_image(
+    path: Path, *, out: np.ndarray | None = None, on_rows: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """Decode an image into 3-channel 8-bit BGR: 8-bit RGB PNGs with ``png.decode_png``, the rest with OpenCV.
 
     Args:
         path: The image file.
+        out: Where to put the pixels, shape (H, W, 3) uint8 of the decoded size (a memory map shared with
+            other workers, for one); None allocates.
+        on_rows: Passed to ``png.decode_png``: told how many rows of ``out`` are final as they complete (other
+            decoders report nothing; the caller knows the image is complete when this returns).
 
     Returns:
-        Pixels, shape (H, W, 3), uint8 (conversions in the module notes).
+        Pixels, shape (H, W, 3), uint8 (conversions in the module notes); ``out`` when given.
 
     Raises:
-        ImageProbeError: ``unreadable_image`` when OpenCV cannot decode the file or its pixel type is not
-            8/16-bit integer or floating point with 1, 3 or 4 channels.
+        ImageProbeError: ``unreadable_image`` when OpenCV cannot decode the file, its pixel type is not
+            8/16-bit integer or floating point with 1, 3 or 4 channels, or its size differs from ``out``'s.
     """
     import cv2
 
+    from .png import PngFallback, decode_png
+
+    try:
+        return decode_png(path, out=out, on_rows=on_rows)
+    except PngFallback:
+        pass  # not a PNG, another pixel format, AVG/PAETH rows or a malformed file: OpenCV decides
+    except ValueError as exc:  # ``out`` does not fit the PNG's header
+        raise ImageProbeError("unreadable_image", str(exc)) from None
     # IMREAD_UNCHANGED keeps 16-bit depth and the stored orientation; IMREAD_COLOR would silently
     # truncate 16-bit data to its high byte after an EXIF rotation.
     image = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageProbeError("unreadable_image", "OpenCV could not decode the file")
-    return to_bgr8(image)
+    image = to_bgr8(image)
+    if out is None:
+        return image
+    if out.shape != image.shape:
+        raise ImageProbeError(
+            "unreadable_image", f"decoded size {image.shape[1]} x {image.shape[0]} differs from the expected "
+            f"{out.shape[1]} x {out.shape[0]}"
+        )
+    out[...] = image
+    return out
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:

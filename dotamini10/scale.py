@@ -112,22 +112,33 @@ def scale_coords(coords: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return np.asarray(coords, dtype=np.float64) * np.array([sx, sy])
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "area") -> np.ndarray:
-    """Resize pixels to ``size``; returns ``image`` itself when the size is unchanged.
+def resize_image(
+    image: np.ndarray, size: tuple[int, int], *, interpolation: str = "area", out: np.ndarray | None = None
+) -> np.ndarray:
+    """Resize pixels to ``size``; returns ``image`` itself when the size is unchanged and ``out`` is None.
 
     Args:
         image: Pixels, shape (H, W, 3).
         size: Target ``(width, height)``.
         interpolation: One of ``INTERPOLATIONS``. Defaults to ``"area"``, which averages source pixels when
             shrinking and so does not alias tiny objects away (DOTA_devkit uses cubic).
+        out: Where to write the result, shape (size[1], size[0], 3) and ``image``'s dtype; None allocates.
 
     Returns:
-        Pixels, shape (size[1], size[0], 3).
+        Pixels, shape (size[1], size[0], 3) (``out`` when given).
     """
     import cv2
 
-    if (image.shape[1], image.shape[0]) == tuple(size):
-        return image
     if interpolation not in INTERPOLATIONS:
         raise DatasetError(f"interpolation: expected one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
-    return cv2.resize(image, tuple(size), interpolation=INTERPOLATIONS[interpolation])
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        if out is None:
+            return image
+        out[...] = image
+        return out
+    if out is None:
+        return cv2.resize(image, tuple(size), interpolation=INTERPOLATIONS[interpolation])
+    result = cv2.resize(image, tuple(size), dst=out, interpolation=INTERPOLATIONS[interpolation])
+    if result is not out and not np.shares_memory(result, out):  # OpenCV allocated instead of writing in place
+        out[...] = result
+    return out

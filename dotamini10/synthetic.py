@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from .classes import DOTA_V1_0_CLASSES
+from .png import encode_png
 from .write import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -426,7 +427,7 @@ def generate_synthetic_dota(
         seed: Seed; scene ``i`` uses ``np.random.default_rng([seed, i])``, so the output is a pure function of
             ``(seed, scenes)``. Defaults to 0.
         scenes: The scenes to render. Defaults to :data:`DEFAULT_SCENES` (3 train + 1 val).
-        png_compression: zlib level of the PNGs (lossless at every level). Defaults to 1.
+        png_compression: Deflate level (0-3) of the PNGs (lossless at every level). Defaults to 1.
 
     Returns:
         ``out_dir``, holding ``{split}/images/{name}.png`` and ``{split}/labelTxt/{name}.txt``.
@@ -448,10 +449,7 @@ def generate_synthetic_dota(
         labels_dir = out_dir / spec.split / "labelTxt"
         images_dir.mkdir(parents=True, exist_ok=True)
         labels_dir.mkdir(parents=True, exist_ok=True)
-        ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, png_compression])
-        if not ok:  # only on an OpenCV build without PNG support
-            raise RuntimeError("cv2.imencode could not encode PNG")
-        atomic_write_bytes(images_dir / f"{spec.name}.png", png.tobytes())
+        atomic_write_bytes(images_dir / f"{spec.name}.png", encode_png(image, compression=png_compression))
         label = format_label_file(objects, source=spec.source, gsd=spec.gsd)
         atomic_write_bytes(labels_dir / f"{spec.name}.txt", label.encode("utf-8"))
         logger.debug("synthetic scene %s: %dx%d, %d objects", spec.name, spec.width, spec.height, len(objects))

@@ -5,16 +5,18 @@ Notes:
     A worker keeps at most one decoded source image and one resized copy of it (``_ImageCache``), so its memory
     stays at about two copies of the current image plus one window, and consecutive units of the same image
     (the pool hands them out in image order) decode it once per worker. When the builder shares an image
-    between workers, ``run_prepare`` decodes and resizes it once into an ``.npy`` file and the units
-    memory-map that file instead of decoding. Everything a unit writes is determined by its task, never by
+    between workers, ``run_prepare`` decodes (and resizes) it once straight into a memory-mapped ``.npy`` file
+    and the units map that file instead of decoding. Everything a unit writes is determined by its task, never by
     worker state: results are the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,11 @@ from .augment import augment_window, draw_augment
 from .read import ImageProbeError, decode_image
 from .scale import resize_image
 from .seeding import rng_for
-from .split import Assignment, ObjectSet, assign_objects, horizontal_box, to_quadrilateral
-from .write import atomic_write_bytes, atomic_write_text, dota_lines, encode_png, sha256_bytes, sha256_file
+from .png import encode_png
+from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
+from .write import atomic_write_bytes, atomic_write_text, dota_lines, sha256_bytes, sha256_file
 
-TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "share", "intersect", "augment", "encode", "write")
+TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "intersect", "wait", "augment", "encode", "write")
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,8 @@ class UnitTask:
         augment: Whether each candidate's class triggers augmented copies, shape (N,).
         hash_input: Whether this unit computes the source image checksum.
         settings: Shared options.
-        pixels_path: The scaled image as an ``.npy`` file written by ``run_prepare`` when several workers share
-            the image; None to decode the source in this worker.
-        assignments: The windows' object assignments, computed beforehand by ``run_geometry`` (one per
-            window); None to compute them here.
+        pixels_path: The scaled image as an ``.npy`` file that ``run_prepare`` fills while the unit runs, when
+            several workers share the image; None to decode the source in this worker.
     """
 
     split: str
@@ -92,7 +93,6 @@ class UnitTask:
     hash_input: bool
     settings: UnitSettings
     pixels_path: Path | None = None
-    assignments: list[Assignment] | None = None
 
     @property
     def key(self) -> str:
@@ -116,6 +116,8 @@ class UnitResult:
         peak_rss_mb: Peak resident memory of the process that ran the unit, in MiB (runtime information).
         best_iof: Per source object (label file index), the largest area fraction it has inside any window of
             the unit, rounded to 4 decimals (the manifest reports it for dropped objects).
+        aborted: The shared pixels the unit was reading failed to decode: the builder deletes the windows it
+            wrote and reports the image's problem instead (never persisted).
     """
 
     split: str
@@ -128,6 +130,7 @@ class UnitResult:
     processed: int = 0
     peak_rss_mb: float = 0.0
     best_iof: dict[int, float] = field(default_factory=dict)
+    aborted: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (timings are not kept: they are not part of any output)."""
@@ -159,7 +162,7 @@ class UnitResult:
 
 class _ImageCache:
     """The current source image and one resized copy of it (at most two images per worker), or a memory map
-    of a shared scaled image."""
+    of a shared scaled image with the count of its rows decoded so far."""
 
     def __init__(self) -> None:
         self.path: Path | None = None
@@ -167,21 +170,23 @@ class _ImageCache:
         self.error: ImageProbeError | None = None
         self.scaled_size: tuple[int, int] | None = None
         self.scaled: np.ndarray | None = None
+        self.rows: SharedRows | None = None
 
     def get(self, task: UnitTask, timings: dict[str, float]) -> np.ndarray:
         if task.pixels_path is not None:
             if self.path != task.pixels_path:
                 # A memory map of the shared scaled image: pages are read on demand and shared by all workers.
-                self.path = self.source = self.error = self.scaled = self.scaled_size = None
+                self._forget()
                 start = time.perf_counter()
+                self.rows = SharedRows.open(task.pixels_path)
                 self.scaled = np.load(task.pixels_path, mmap_mode="r")
                 self.scaled_size = tuple(task.scaled_size)
                 self.path = task.pixels_path
-                timings["decode"] += time.perf_counter() - start
+                timings["wait"] += time.perf_counter() - start
             return self.scaled
         if self.path != task.image_path:
             # Drop the previous image before decoding the next one, so two sources never coexist.
-            self.path = self.source = self.error = self.scaled = self.scaled_size = None
+            self._forget()
             start = time.perf_counter()
             try:
                 self.source = _decode_checked(task.image_path, task.image_size)
@@ -198,6 +203,74 @@ class _ImageCache:
             self.scaled_size = tuple(task.scaled_size)
             timings["resize"] += time.perf_counter() - start
         return self.scaled
+
+    def wait_rows(self, rows: int, timings: dict[str, float]) -> bool:
+        """Block until the first ``rows`` rows of a shared image are decoded; False if its decoding failed."""
+        if self.rows is None:
+            return True
+        start = time.perf_counter()
+        ok = self.rows.wait(rows)
+        timings["wait"] += time.perf_counter() - start
+        return ok
+
+    def _forget(self) -> None:
+        if self.rows is not None:
+            self.rows.close()
+        self.path = self.source = self.error = self.scaled = self.scaled_size = self.rows = None
+
+
+class SharedRows:
+    """How many rows of a shared image are decoded: one signed 64-bit count in a small file beside the pixels.
+
+    The preparing worker writes it after every band of rows (-1 when decoding failed); units poll it before
+    reading a window's rows, so they start on the top of an image while its bottom is still being decoded.
+    The count travels through ``pwrite``/``pread``, whose locks in the kernel order it after the pixel stores
+    on every architecture, which a plain store into shared memory would not.
+    """
+
+    FAILED = -1
+    POLL_SECONDS = 0.002
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.ready = 0
+
+    @staticmethod
+    def path_for(pixels_path: Path) -> Path:
+        """The count's file for a pixels file."""
+        return pixels_path.with_name(pixels_path.name + ".rows")
+
+    @classmethod
+    def create(cls, pixels_path: Path) -> None:
+        """Write the count at 0 rows (atomically). The builder does it before submitting the image's tasks, so
+        the file exists whatever happens to the preparing worker and no unit waits for it to appear."""
+        path = cls.path_for(pixels_path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(struct.pack("<q", 0))
+        os.replace(tmp, path)
+
+    @classmethod
+    def open(cls, pixels_path: Path, *, write: bool = False) -> SharedRows:
+        """Open the count of a shared image, to publish (the preparing worker) or to wait on (units)."""
+        return cls(os.open(cls.path_for(pixels_path), os.O_WRONLY if write else os.O_RDONLY))
+
+    def publish(self, rows: int) -> None:
+        """Announce ``rows`` decoded rows (or ``FAILED``)."""
+        os.pwrite(self.fd, struct.pack("<q", rows), 0)
+
+    def wait(self, rows: int) -> bool:
+        """Block until at least ``rows`` rows are decoded; False if decoding failed."""
+        while self.ready < rows:
+            (self.ready,) = struct.unpack("<q", os.pread(self.fd, 8, 0))
+            if self.ready == self.FAILED:
+                return False
+            if self.ready < rows:
+                time.sleep(self.POLL_SECONDS)
+        return True
+
+    def close(self) -> None:
+        """Release the file descriptor."""
+        os.close(self.fd)
 
 
 _CACHE = _ImageCache()
@@ -245,8 +318,25 @@ class PrepareResult:
     peak_rss_mb: float = 0.0
 
 
+def create_shared(task: PrepareTask) -> None:
+    """Create the (sparse) pixels file of a shared image and its row count at 0.
+
+    The builder calls it before submitting the image's tasks: units may then map the file at once and wait on
+    the count, whichever worker starts first, and a preparing worker that fails can only leave the count
+    short or ``FAILED``, never missing.
+    """
+    width, height = task.scaled_size
+    pixels = np.lib.format.open_memmap(task.pixels_path, mode="w+", dtype=np.uint8, shape=(height, width, 3))
+    del pixels
+    SharedRows.create(task.pixels_path)
+
+
 def run_prepare(task: PrepareTask) -> PrepareResult:
-    """Decode and scale an image and write the pixels to ``task.pixels_path`` (atomically).
+    """Decode (and scale) an image into the shared pixels file made by ``create_shared``, publishing progress.
+
+    An image kept at its size is decoded straight into the memory map, band by band, and the row count
+    follows each band, so units split its top while its bottom is decoded. A resized image is published
+    whole once resized. The count ends at the height, or at ``SharedRows.FAILED`` on any failure.
 
     Args:
         task: The image to share.
@@ -256,35 +346,46 @@ def run_prepare(task: PrepareTask) -> PrepareResult:
     """
     result = PrepareResult(task.pixels_path)
     t = result.timings
+    rows = SharedRows.open(task.pixels_path, write=True)
+    height = task.scaled_size[1]
+    done = False
     try:
         if task.hash_input:
             start = time.perf_counter()
             result.input_sha256 = sha256_file(task.image_path)
             t["hash"] += time.perf_counter() - start
+        pixels = np.load(task.pixels_path, mmap_mode="r+")
         start = time.perf_counter()
         try:
-            source = _decode_checked(task.image_path, task.image_size)
+            if tuple(task.scaled_size) == tuple(task.image_size):
+                _decode_checked(task.image_path, task.image_size, out=pixels, on_rows=rows.publish)
+                t["decode"] += time.perf_counter() - start
+            else:
+                source = _decode_checked(task.image_path, task.image_size)
+                t["decode"] += time.perf_counter() - start
+                start = time.perf_counter()
+                resize_image(source, task.scaled_size, interpolation=task.interpolation, out=pixels)
+                del source
+                t["resize"] += time.perf_counter() - start
         except ImageProbeError as exc:
             result.problems.append((exc.reason, exc.detail))
             return result
-        t["decode"] += time.perf_counter() - start
-        start = time.perf_counter()
-        scaled = resize_image(source, task.scaled_size, interpolation=task.interpolation)
-        del source
-        t["resize"] += time.perf_counter() - start
-        start = time.perf_counter()
-        tmp = task.pixels_path.with_name(f".{task.pixels_path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, scaled, allow_pickle=False)
-        os.replace(tmp, task.pixels_path)
-        t["share"] += time.perf_counter() - start
+        finally:
+            del pixels
+        rows.publish(height)
+        done = True
         return result
     finally:
+        if not done:
+            rows.publish(SharedRows.FAILED)
+        rows.close()
         result.peak_rss_mb = _peak_rss_mb()
 
 
-def _decode_checked(path: Path, size: tuple[int, int]) -> np.ndarray:
-    image = decode_image(path)
+def _decode_checked(
+    path: Path, size: tuple[int, int], *, out: np.ndarray | None = None, on_rows: Callable[[int], None] | None = None
+) -> np.ndarray:
+    image = decode_image(path, out=out, on_rows=on_rows)
     if (image.shape[1], image.shape[0]) != tuple(size):
         raise ImageProbeError(
             "unreadable_image",
@@ -298,19 +399,6 @@ def init_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-
-
-def run_geometry(task: UnitTask) -> tuple[list[Assignment], float]:
-    """Assign objects to every window of ``task`` without touching pixels, and the seconds it took.
-
-    The builder runs it beside a ``PrepareTask`` so that a worker waiting for a shared image's pixels does the
-    intersections meanwhile; the units then receive the assignments instead of computing them.
-    """
-    start = time.perf_counter()
-    objects = ObjectSet.from_geoms(task.geoms)
-    threshold = task.settings.iof_threshold
-    assignments = [assign_objects(objects, window, iof_threshold=threshold) for window in task.windows]
-    return assignments, time.perf_counter() - start
 
 
 def run_hash(path: Path) -> tuple[str, float]:
@@ -393,20 +481,21 @@ def _run(task: UnitTask, result: UnitResult) -> None:
     except ImageProbeError as exc:
         result.problems.append((exc.reason, exc.detail))
         return
-    objects = ObjectSet.from_geoms(task.geoms) if task.assignments is None else None
-    for number, window in enumerate(task.windows):
+    objects = ObjectSet.from_geoms(task.geoms)
+    height = image.shape[0]
+    for window in task.windows:
         result.processed += 1
         start = time.perf_counter()
-        if task.assignments is None:
-            kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
-        else:
-            kept = task.assignments[number]
+        kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
         for idx, value in zip(kept.touched.tolist(), kept.touched_iof.tolist(), strict=True):
             obj = int(task.object_ids[idx])
             result.best_iof[obj] = max(result.best_iof.get(obj, 0.0), round(value, 4))
         t["intersect"] += time.perf_counter() - start
         if task.split == "train" and s.drop_empty_train and len(kept) == 0:
             continue
+        if not _CACHE.wait_rows(min(int(window[3]), height), t):
+            result.aborted = True  # the shared decode failed: the builder discards this unit
+            return
         x0, y0 = int(window[0]), int(window[1])
         name = f"{task.stem}__{task.tag}__{x0}___{y0}"
         pixels = crop_window(image, window, pad_value=s.pad_value)

@@ -70,35 +70,6 @@ def remove_temporaries(folder: Path) -> int:
     return count
 
 
-def encode_png(image: np.ndarray, *, compression: int = 1) -> bytes:
-    """Lossless PNG bytes of an 8-bit image.
-
-    Args:
-        image: Pixels, shape (H, W, 3), uint8 BGR.
-        compression: zlib level 0-9. Defaults to 1 (fast; higher levels save ~10 % at several times the cost).
-
-    Returns:
-        The encoded file.
-
-    Notes:
-        The zlib strategy (RLE) and the row filter (SUB) are OpenCV's own defaults, spelled out so that the
-        bytes do not change if a later OpenCV changes them: with level 1 the output equals ``cv2.imencode``
-        without parameters. Passing only a level would switch OpenCV to the default zlib strategy, which is
-        about 1.5x slower on aerial images.
-    """
-    import cv2
-
-    params = [
-        cv2.IMWRITE_PNG_COMPRESSION, int(compression),
-        cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-        cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB,
-    ]
-    ok, buf = cv2.imencode(".png", image, params)
-    if not ok:  # only possible for an empty or malformed array, which the builder never makes
-        raise ValueError(f"image: OpenCV could not encode an array of shape {image.shape}")
-    return buf.tobytes()
-
-
 def format_number(value: float, decimals: int = 2) -> str:
     """A coordinate as text: rounded to ``decimals`` places, without trailing zeros (``12``, ``12.5``)."""
     text = f"{round(float(value), decimals) + 0.0:.{decimals}f}"

@@ -208,7 +208,7 @@ def test_manifest_accounts_for_every_object(reference, release):
 def test_workers_1_and_2_give_identical_bytes(reference, release, tmp_path):
     out = tmp_path / "w2"
     summary = build_dotamini10(out, dota_root=release, options=SMALL, seed=5, workers=2)
-    assert summary.timings["share"] > 0  # B (24 of 34 windows) was cut into units shared by both workers
+    assert summary.shared_images == 1  # B (24 of 34 windows) was cut into units shared by both workers
     assert read_outputs(out) == read_outputs(reference)
 
 
@@ -257,12 +257,12 @@ def test_killed_build_resumes_to_identical_output(tmp_path):
     root = make_split(tmp_path / "src", {"big": (1600, 1200)},
                       {"big": [box(x, y, x + 12, y + 9, "small-vehicle") for x in range(5, 1580, 37)
                                for y in range(5, 1180, 53)]})
-    options = BuildOptions(crop_size=128, stride=96, scale_mode="fixed", scales=(1.0,), png_compression=6)
+    options = BuildOptions(crop_size=128, stride=96, scale_mode="fixed", scales=(1.0,), png_compression=2)
     out = tmp_path / "killed"
     script = (
         "import sys; from pathlib import Path; from dotamini10.build import BuildOptions, build_dotamini10; "
         "build_dotamini10(Path(sys.argv[1]), dota_root=Path(sys.argv[2]), workers=1, options=BuildOptions("
-        "crop_size=128, stride=96, scale_mode='fixed', scales=(1.0,), png_compression=6))"
+        "crop_size=128, stride=96, scale_mode='fixed', scales=(1.0,), png_compression=2))"
     )
     proc = subprocess.Popen([sys.executable, "-c", script, str(out), str(root)], cwd=REPO)
     deadline = time.monotonic() + 120
@@ -345,7 +345,7 @@ def test_broken_images_are_reported_and_their_objects_invalid(tmp_path, workers)
     assert summary.problems == {"truncated_image": 1, "unreadable_image": 1}
     assert summary.counts["train"]["source_images"] == 1
     assert summary.counts["train"]["images"] == 1  # good.png: 4 windows, one holds the plane
-    assert (summary.timings["share"] > 0) == (workers == 2)
+    assert summary.shared_images == (workers == 2)  # good.png; corrupt.png failed in its shared decode
     fates = {r["image"]: (r["status"], r["reason"]) for r in manifest(tmp_path / "o")}
     assert fates == {"good": ("kept", None), "trunc": ("invalid", "truncated_image"),
                      "corrupt": ("invalid", "unreadable_image")}
@@ -424,13 +424,14 @@ def test_units_cut_only_images_that_are_a_large_share_of_the_build(tmp_path):
         _plan_units(entries, SMALL, settings_, workers=workers)
         return {e.stem: len(e.units) for e in entries}
 
-    # One image of 6 x 4 = 24 windows alone: 2 units per worker, so every worker gets a share.
-    assert units({"big": (600, 400)}, workers=2) == {"big": 4}
+    # One image of 6 x 4 = 24 windows alone: 4 units per worker, so every worker gets a share and the last
+    # units to finish are short.
+    assert units({"big": (600, 400)}, workers=2) == {"big": 8}
     assert units({"big": (600, 400)}, workers=1) == {"big": 1}
-    # Four equal images for two workers: no image is cut (each would be decoded twice for nothing).
+    # Four equal images for two workers: no image is cut (each worker decodes whole images of its own).
     assert units({s: (600, 400) for s in "abcd"}, workers=2) == dict.fromkeys("abcd", 1)
     # One large image among small ones: only the large one is cut.
-    assert units({"big": (600, 400), "s1": (100, 100), "s2": (100, 100)}, workers=2) == {"big": 4, "s1": 1, "s2": 1}
+    assert units({"big": (600, 400), "s1": (100, 100), "s2": (100, 100)}, workers=2) == {"big": 8, "s1": 1, "s2": 1}
 
 
 def test_synthetic_default_builds_from_the_seed(tmp_path):

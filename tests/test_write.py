@@ -13,7 +13,6 @@ from dotamini10.write import (
     atomic_write_bytes,
     coco_document,
     dota_lines,
-    encode_png,
     format_number,
     json_text,
     jsonl_text,
@@ -53,15 +52,6 @@ def test_remove_temporaries_deletes_leftovers_of_killed_writers(tmp_path):
     (tmp_path / "sub" / "x.png").write_bytes(b"whole")
     assert remove_temporaries(tmp_path) == 1
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.png"]
-
-
-def test_png_is_lossless_and_matches_opencv_defaults():
-    image = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
-    data = encode_png(image)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert np.array_equal(decoded, image)
-    assert data == cv2.imencode(".png", image)[1].tobytes()  # level 1 equals OpenCV's default output
-    assert np.array_equal(cv2.imdecode(np.frombuffer(encode_png(image, compression=9), np.uint8), 1), image)
 
 
 def test_numbers_and_dota_lines():
