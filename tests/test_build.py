@@ -351,6 +351,23 @@ def test_broken_images_are_reported_and_their_objects_invalid(tmp_path, workers)
                      "corrupt": ("invalid", "unreadable_image")}
 
 
+def test_a_shared_decode_failing_late_leaves_no_windows_behind(tmp_path):
+    # One image alone, so with 2 workers it is shared and its windows are split while it decodes; its last
+    # compressed chunk is damaged, so the decode fails after most rows were published.
+    root = make_split(tmp_path / "src", {"late": (2000, 1500)}, {"late": [box(100, 100, 140, 130, "plane")]})
+    data = bytearray((root / "images" / "late.png").read_bytes())
+    last = data.rindex(b"IDAT")
+    data[last + 8] ^= 0xFF  # inside the last IDAT chunk: its CRC no longer matches, for libpng too
+    (root / "images" / "late.png").write_bytes(bytes(data))
+    options = BuildOptions(scale_mode="fixed", scales=(1.0,), drop_empty_train=False)
+    summary = build_dotamini10(tmp_path / "o", dota_root=root, options=options, workers=2)
+    assert summary.problems == {"unreadable_image": 1}
+    assert summary.shared_images == 0 and summary.counts["train"]["images"] == 0
+    assert list((tmp_path / "o" / "images" / "train").iterdir()) == []
+    assert list((tmp_path / "o" / "labelTxt" / "train").iterdir()) == []
+    assert [(r["status"], r["reason"]) for r in manifest(tmp_path / "o")] == [("invalid", "unreadable_image")]
+
+
 scene = st.lists(
     st.one_of(
         st.tuples(st.floats(-20, 260), st.floats(-20, 200), st.floats(1, 140), st.floats(1, 90),

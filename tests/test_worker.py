@@ -75,3 +75,81 @@ def test_unreadable_source_gives_a_problem_not_an_exception(tmp_path):
     worker._CACHE = worker._ImageCache()
     result = run_unit(_task(tmp_path, path, (100, 100), [[0, 0, 64, 64]]))
     assert result.windows == [] and result.problems[0][0] == "unreadable_image"
+
+
+def _shared(tmp_path: Path, image: np.ndarray):
+    """A PrepareTask for ``image`` (written as PNG) and its shared pixels file, made as the builder makes it."""
+    path = tmp_path / "img.png"
+    cv2.imwrite(str(path), image)
+    size = (image.shape[1], image.shape[0])
+    (tmp_path / "pixels").mkdir(exist_ok=True)
+    prepare = worker.PrepareTask("train", "img", path, size, size, "area", tmp_path / "pixels" / "img.npy", False)
+    worker.create_shared(prepare)
+    return path, size, prepare
+
+
+def test_units_of_a_shared_image_wait_for_their_rows(tmp_path):
+    import threading
+
+    image = np.full((100, 100, 3), 60, np.uint8)
+    path, size, prepare = _shared(tmp_path, image)
+    windows = [[0, 0, 64, 64], [36, 36, 100, 100]]
+    task = _task(tmp_path, path, size, windows)
+    task.pixels_path = prepare.pixels_path
+    worker._CACHE = worker._ImageCache()
+    pixels = np.load(prepare.pixels_path, mmap_mode="r+")
+    pixels[:] = image
+    rows = worker.SharedRows.open(prepare.pixels_path, write=True)
+    rows.publish(64)  # the first window's rows only
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", run_unit(task)))
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive()  # the second window needs rows 36..100
+    written = sorted(p.name for p in (tmp_path / "out" / "images" / "train").iterdir())
+    assert written == ["img__1__0___0.png"]
+    rows.publish(100)
+    thread.join(10)
+    result = box["result"]
+    assert not result.aborted and [w["name"] for w in result.windows][:2] == ["img__1__0___0", "img__1__36___36"]
+    rows.close()
+
+
+def test_a_unit_stops_when_the_shared_decode_fails_and_lists_what_it_wrote(tmp_path):
+    import threading
+
+    image = np.full((100, 100, 3), 60, np.uint8)
+    path, size, prepare = _shared(tmp_path, image)
+    task = _task(tmp_path, path, size, [[0, 0, 64, 64], [36, 36, 100, 100]])
+    task.pixels_path = prepare.pixels_path
+    worker._CACHE = worker._ImageCache()
+    rows = worker.SharedRows.open(prepare.pixels_path, write=True)
+    rows.publish(64)
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("result", run_unit(task)))
+    thread.start()
+    thread.join(0.3)
+    rows.publish(worker.SharedRows.FAILED)
+    thread.join(10)
+    result = box["result"]
+    assert result.aborted and [w["name"] for w in result.windows] == ["img__1__0___0"]
+    rows.close()
+
+
+def test_prepare_fills_the_shared_pixels_and_ends_the_count_at_the_height(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    path, size, prepare = _shared(tmp_path, image)
+    result = worker.run_prepare(prepare)
+    assert result.problems == []
+    assert np.array_equal(np.load(prepare.pixels_path), image)
+    reader = worker.SharedRows.open(prepare.pixels_path)
+    assert reader.wait(70) and reader.ready == 70
+    reader.close()
+    # A source that cannot be decoded ends the count at FAILED, so waiting units stop.
+    path.write_bytes(b"not an image at all")
+    worker.create_shared(prepare)
+    result = worker.run_prepare(prepare)
+    assert result.problems and result.problems[0][0] == "unreadable_image"
+    reader = worker.SharedRows.open(prepare.pixels_path)
+    assert not reader.wait(1)
+    reader.close()
