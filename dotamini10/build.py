@@ -57,7 +57,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from . import worker as worker_module
 from .classes import AUGMENT_CLASSES, DOTAMINI10_CLASSES, check_class_list, detect_dota_version
 from .errors import DatasetError
@@ -727,6 +726,12 @@ def _plan_units(
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _toolkit_version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
     # forkserver: workers fork from a clean server that has imported numpy/cv2/shapely once, so start-up is
     # fast and no lock held by a thread of this process (a progress bar) is inherited.
@@ -749,8 +754,8 @@ def _start_pool(workers: int) -> Future[ProcessPoolExecutor]:
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
-    started = [pool.submit(warm_up) for _ in range(workers)]  # a process per task until there are ``workers``
-    wait(started)
+    for _ in range(workers):  # the executor forks a process per submitted task until it has ``workers``
+        pool.submit(warm_up)
     return pool
 
 
@@ -1031,7 +1036,7 @@ def _assemble(
     _write_output(out_dir, "manifest.jsonl", jsonl_text(manifest), outputs)
     _write_output(out_dir, "problems.jsonl", jsonl_text(p.to_dict() for p in problems.problems), outputs)
     build = {
-        "toolkit_version": __version__,
+        "toolkit_version": _toolkit_version(),
         "seed": seed,
         "options": options.to_dict(),
         "source": source,

@@ -30,7 +30,9 @@ from .png import encode_png
 from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
 from .write import atomic_write_bytes, atomic_write_text, dota_lines, sha256_bytes, sha256_file
 
-TIMING_KEYS: tuple[str, ...] = ("hash", "decode", "resize", "intersect", "wait", "augment", "encode", "write")
+TIMING_KEYS: tuple[str, ...] = (
+    "hash", "decode", "resize", "intersect", "wait", "augment", "encode", "labels", "write"
+)
 
 
 @dataclass(frozen=True)
@@ -482,14 +484,13 @@ def _run(task: UnitTask, result: UnitResult) -> None:
         result.problems.append((exc.reason, exc.detail))
         return
     objects = ObjectSet.from_geoms(task.geoms)
+    best_iof = np.zeros(len(objects))  # per candidate, its largest area fraction in a window of the unit
     height = image.shape[0]
     for window in task.windows:
         result.processed += 1
         start = time.perf_counter()
         kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
-        for idx, value in zip(kept.touched.tolist(), kept.touched_iof.tolist(), strict=True):
-            obj = int(task.object_ids[idx])
-            result.best_iof[obj] = max(result.best_iof.get(obj, 0.0), round(value, 4))
+        best_iof[kept.touched] = np.maximum(best_iof[kept.touched], kept.touched_iof)
         t["intersect"] += time.perf_counter() - start
         if task.split == "train" and s.drop_empty_train and len(kept) == 0:
             continue
@@ -513,6 +514,50 @@ def _run(task: UnitTask, result: UnitResult) -> None:
             result.windows.append(_write_window(task, f"{name}__aug{copy}", (x0, y0), copy, aug_pixels,
                                                 kept.indices, aug_rings, kept.truncated, t,
                                                 flips=[params.hflip, params.vflip]))
+    result.best_iof = {
+        int(task.object_ids[i]): round(float(best_iof[i]), 4) for i in np.flatnonzero(best_iof > 0).tolist()
+    }
+
+
+def _label_records(
+    task: UnitTask, indices: np.ndarray, rings: list[list[np.ndarray]], truncated: np.ndarray, d: int
+) -> tuple[list[dict[str, object]], np.ndarray]:
+    """Per kept object its annotation record and its DOTA quadrilateral, shape (K, 4, 2), rounded to ``d``.
+
+    Outlines that are one quadrilateral (all but the objects a window clips into another shape) are rounded
+    and boxed together; the rest go through ``to_quadrilateral`` one by one. The values are the same either
+    way: the vertices are rounded, the quadrilateral and the box are computed from the rounded vertices and
+    rounded again.
+    """
+    count = len(rings)
+    quads = np.zeros((count, 4, 2))
+    boxes = np.zeros((count, 4))
+    segmentation: list[list[list[float]]] = [[] for _ in range(count)]
+    simple = [k for k, parts in enumerate(rings) if len(parts) == 1 and len(parts[0]) == 4]
+    if simple:
+        vertices = np.round(np.stack([rings[k][0] for k in simple]), d) + 0.0
+        quads[simple] = np.round(vertices, d) + 0.0
+        low, high = vertices.min(axis=1), vertices.max(axis=1)
+        boxes[simple] = np.round(np.concatenate([low, high - low], axis=1), d) + 0.0
+        for k, flat in zip(simple, vertices.reshape(len(simple), 8).tolist(), strict=True):
+            segmentation[k] = [flat]
+    for k in sorted(set(range(count)) - set(simple)):
+        parts = [np.round(p, d) + 0.0 for p in rings[k]]
+        quads[k] = np.round(to_quadrilateral(parts), d) + 0.0
+        boxes[k] = np.round(horizontal_box(parts), d) + 0.0
+        segmentation[k] = [p.ravel().tolist() for p in parts]
+    objects = []
+    for k, (idx, trunc, box) in enumerate(zip(indices.tolist(), truncated.tolist(), boxes.tolist(), strict=True)):
+        objects.append({
+            "object": int(task.object_ids[idx]),
+            "category": task.categories[idx],
+            "difficult": int(task.difficult[idx]),
+            "truncated": bool(trunc),
+            "bbox": box,
+            "area": round(box[2] * box[3], 4),
+            "segmentation": segmentation[k],
+        })
+    return objects, quads
 
 
 def _write_window(
@@ -531,23 +576,11 @@ def _write_window(
     d = s.coord_decimals
     start = time.perf_counter()
     png = encode_png(pixels, compression=s.png_compression)
-    objects, quads = [], []
-    for idx, parts, trunc in zip(indices.tolist(), rings, truncated.tolist(), strict=True):
-        parts = [np.round(p, d) + 0.0 for p in parts]
-        quad = np.round(to_quadrilateral(parts), d) + 0.0
-        box = np.round(horizontal_box(parts), d) + 0.0
-        quads.append(quad)
-        objects.append({
-            "object": int(task.object_ids[idx]),
-            "category": task.categories[idx],
-            "difficult": int(task.difficult[idx]),
-            "truncated": bool(trunc),
-            "bbox": box.tolist(),
-            "area": round(float(box[2] * box[3]), 4),
-            "segmentation": [p.ravel().tolist() for p in parts],
-        })
-    text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
     t["encode"] += time.perf_counter() - start
+    start = time.perf_counter()
+    objects, quads = _label_records(task, indices, rings, truncated, d)
+    text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
+    t["labels"] += time.perf_counter() - start
     start = time.perf_counter()
     atomic_write_bytes(s.out_dir / "images" / task.split / f"{name}.png", png)
     atomic_write_text(s.out_dir / "labelTxt" / task.split / f"{name}.txt", text)
