@@ -711,12 +711,22 @@ def _plan_units(
                 scaled_size=(sw, sh), interpolation=options.interpolation, pixels_path=pixels,
                 hash_input=(fi == 0),
             )
+        bounds = shapely.bounds(geoms).reshape(-1, 4)
         for start in range(0, n, batch):
+            part = windows[start:start + batch]
+            # A unit carries only the objects that touch its windows' extent (the same strict overlap test as
+            # ``assign_objects``): the rest could never be assigned there, and every object costs pickling and
+            # geometry set-up per unit. Relative order is kept, so the outputs do not change.
+            x0, y0 = part[:, 0].min(), part[:, 1].min()
+            x1, y1 = part[:, 2].max(), part[:, 3].max()
+            near = np.flatnonzero(
+                (bounds[:, 0] < x1) & (bounds[:, 2] > x0) & (bounds[:, 1] < y1) & (bounds[:, 3] > y0)
+            )
             entry.units.append(UnitTask(
                 split=entry.split, stem=entry.stem, image_path=entry.image_path, image_size=(width, height),
                 factor=factor, tag=tag, scaled_size=(sw, sh),
-                windows=windows[start:start + batch], first_window=start, geoms=geoms, object_ids=cand,
-                categories=categories, difficult=difficult, augment=augment,
+                windows=part, first_window=start, geoms=geoms[near], object_ids=cand[near],
+                categories=[categories[i] for i in near.tolist()], difficult=difficult[near], augment=augment[near],
                 hash_input=(fi == 0 and start == 0 and pixels is None), settings=settings, pixels_path=pixels,
             ))
 
