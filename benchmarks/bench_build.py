@@ -110,7 +110,7 @@ def _encode_share(args: tuple[int, int]) -> float:
     image = _BOUND_IMAGE
     start = time.perf_counter()
     for window in get_windows(image.shape[1], image.shape[0])[part::parts]:
-        encode_png(crop_window(image, window))
+        encode_png(crop_window(image, window), channels=CHANNELS)
     return time.perf_counter() - start
 
 
@@ -121,6 +121,7 @@ def child_bound(split_dir: Path, workers: int) -> dict:
     import cv2
 
     from dotamini10.read import decode_image
+    from dotamini10.worker import CHANNELS
 
     global _BOUND_IMAGE
     cv2.setNumThreads(1)
@@ -128,7 +129,7 @@ def child_bound(split_dir: Path, workers: int) -> dict:
     windows = 0
     for path in sorted((split_dir / "images").iterdir()):
         start = time.perf_counter()
-        _BOUND_IMAGE = decode_image(path)
+        _BOUND_IMAGE = decode_image(path, channels=CHANNELS)
         decode += time.perf_counter() - start
         windows += len(get_windows_of(_BOUND_IMAGE))
         encode += _encode_share((0, 1))

@@ -57,12 +57,14 @@ def draw_augment(
     return AugmentParams(bool(hflip), bool(vflip), (float(gains[0]), float(gains[1]), float(gains[2])))
 
 
-def hsv_jitter(image: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
-    """Multiply hue, saturation and value of BGR pixels by ``gains`` (new array).
+def hsv_jitter(image: np.ndarray, gains: tuple[float, float, float], *, channels: str = "bgr") -> np.ndarray:
+    """Multiply hue, saturation and value of pixels by ``gains`` (new array).
 
     Args:
-        image: Pixels, shape (H, W, 3), uint8 BGR.
+        image: Pixels, shape (H, W, 3), uint8.
         gains: Hue, saturation and value multipliers.
+        channels: ``"bgr"`` or ``"rgb"``: the order of ``image``'s channels, kept in the result. The same
+            pixel gives the same result in either order.
 
     Returns:
         Pixels, same shape and dtype.
@@ -76,9 +78,12 @@ def hsv_jitter(image: np.ndarray, gains: tuple[float, float, float]) -> np.ndarr
     lut_h = (np.round(levels * gains[0]) % 180).astype(np.uint8)
     lut_s = np.clip(np.round(levels * gains[1]), 0, 255).astype(np.uint8)
     lut_v = np.clip(np.round(levels * gains[2]), 0, 255).astype(np.uint8)
-    h, s, v = cv2.split(cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
+    to_hsv, from_hsv = {
+        "bgr": (cv2.COLOR_BGR2HSV, cv2.COLOR_HSV2BGR), "rgb": (cv2.COLOR_RGB2HSV, cv2.COLOR_HSV2RGB)
+    }[channels]
+    h, s, v = cv2.split(cv2.cvtColor(image, to_hsv))
     hsv = cv2.merge((cv2.LUT(h, lut_h), cv2.LUT(s, lut_s), cv2.LUT(v, lut_v)))
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+    return cv2.cvtColor(hsv, from_hsv)
 
 
 def flip_points(points: np.ndarray, width: float, height: float, *, hflip: bool, vflip: bool) -> np.ndarray:
@@ -110,15 +115,17 @@ def augment_window(
     params: AugmentParams,
     *,
     valid_size: tuple[int, int] | None = None,
+    channels: str = "bgr",
 ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
     """Apply one copy's jitter and flips to a window and its labels.
 
     Args:
-        image: The window, shape (S, S, 3), uint8 BGR (not modified).
+        image: The window, shape (S, S, 3), uint8 in ``channels`` order (not modified).
         rings: Per object, its outline parts in window coordinates.
         params: The copy's parameters.
         valid_size: ``(width, height)`` of the image part of the window; the rest is padding and is not
             jittered. Defaults to the whole window.
+        channels: ``"bgr"`` (default) or ``"rgb"``, as for ``hsv_jitter``.
 
     Returns:
         ``(image, rings)`` of the copy.
@@ -126,7 +133,7 @@ def augment_window(
     height, width = image.shape[:2]
     vw, vh = valid_size if valid_size is not None else (width, height)
     out = image.copy()
-    out[:vh, :vw] = hsv_jitter(image[:vh, :vw], params.hsv_gains)
+    out[:vh, :vw] = hsv_jitter(image[:vh, :vw], params.hsv_gains, channels=channels)
     if params.hflip:
         out = out[:, ::-1]
     if params.vflip:

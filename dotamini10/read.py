@@ -399,9 +399,13 @@ def _probe_bmp(head: bytes, size: int) -> ImageInfo:
 
 
 def decode_image(
-    path: Path, *, out: np.ndarray | None = None, on_rows: Callable[[int], None] | None = None
+    path: Path,
+    *,
+    out: np.ndarray | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    channels: str = "bgr",
 ) -> np.ndarray:
-    """Decode an image into 3-channel 8-bit BGR: 8-bit RGB PNGs with ``png.decode_png``, the rest with OpenCV.
+    """Decode an image into 3-channel 8-bit pixels: 8-bit RGB PNGs with ``png.decode_png``, the rest with OpenCV.
 
     Args:
         path: The image file.
@@ -409,6 +413,7 @@ def decode_image(
             other workers, for one); None allocates.
         on_rows: Passed to ``png.decode_png``: told how many rows of ``out`` are final as they complete (other
             decoders report nothing; the caller knows the image is complete when this returns).
+        channels: ``"bgr"`` (OpenCV's order, the default) or ``"rgb"``.
 
     Returns:
         Pixels, shape (H, W, 3), uint8 (conversions in the module notes); ``out`` when given.
@@ -422,7 +427,7 @@ def decode_image(
     from .png import PngFallback, decode_png
 
     try:
-        return decode_png(path, out=out, on_rows=on_rows)
+        return decode_png(path, out=out, on_rows=on_rows, channels=channels)
     except PngFallback:
         pass  # not a PNG, another pixel format, AVG/PAETH rows or a malformed file: OpenCV decides
     except ValueError as exc:  # ``out`` does not fit the PNG's header
@@ -433,6 +438,8 @@ def decode_image(
     if image is None:
         raise ImageProbeError("unreadable_image", "OpenCV could not decode the file")
     image = to_bgr8(image)
+    if channels == "rgb":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     if out is None:
         return image
     if out.shape != image.shape:

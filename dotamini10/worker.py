@@ -30,6 +30,8 @@ from .png import encode_png
 from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
 from .write import atomic_write_bytes, atomic_write_text, dota_lines, sha256_bytes, sha256_file
 
+# Workers keep pixels in the PNG files' own channel order: no BGR conversion when decoding or encoding.
+CHANNELS = "rgb"
 TIMING_KEYS: tuple[str, ...] = (
     "hash", "decode", "resize", "intersect", "wait", "augment", "encode", "labels", "write"
 )
@@ -387,7 +389,7 @@ def run_prepare(task: PrepareTask) -> PrepareResult:
 def _decode_checked(
     path: Path, size: tuple[int, int], *, out: np.ndarray | None = None, on_rows: Callable[[int], None] | None = None
 ) -> np.ndarray:
-    image = decode_image(path, out=out, on_rows=on_rows)
+    image = decode_image(path, out=out, on_rows=on_rows, channels=CHANNELS)
     if (image.shape[1], image.shape[0]) != tuple(size):
         raise ImageProbeError(
             "unreadable_image",
@@ -509,7 +511,7 @@ def _run(task: UnitTask, result: UnitResult) -> None:
             start = time.perf_counter()
             params = draw_augment(rng_for(s.seed, "augment", task.split, name, copy), flip_prob=s.flip_prob,
                                   hsv_h=s.hsv_gains[0], hsv_s=s.hsv_gains[1], hsv_v=s.hsv_gains[2])
-            aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid)
+            aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid, channels=CHANNELS)
             t["augment"] += time.perf_counter() - start
             result.windows.append(_write_window(task, f"{name}__aug{copy}", (x0, y0), copy, aug_pixels,
                                                 kept.indices, aug_rings, kept.truncated, t,
@@ -575,7 +577,7 @@ def _write_window(
     s = task.settings
     d = s.coord_decimals
     start = time.perf_counter()
-    png = encode_png(pixels, compression=s.png_compression)
+    png = encode_png(pixels, compression=s.png_compression, channels=CHANNELS)
     t["encode"] += time.perf_counter() - start
     start = time.perf_counter()
     objects, quads = _label_records(task, indices, rings, truncated, d)

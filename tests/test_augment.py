@@ -75,3 +75,14 @@ def test_draws_are_seeded_and_within_gains():
     assert (np.abs(gains - 1) <= np.array([0.015, 0.7, 0.4]) + 1e-12).all()
     assert 0.4 < np.mean([d.hflip for d in draws]) < 0.6
     assert all(not d.hflip and not d.vflip for d in (draw_augment(rng_for(0, i), flip_prob=0.0) for i in range(20)))
+
+
+def test_hsv_jitter_gives_the_same_pixels_in_either_channel_order():
+    from dotamini10.augment import hsv_jitter
+
+    bgr = np.random.default_rng(2).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    gains = (1.01, 0.5, 1.3)
+    from_bgr = hsv_jitter(bgr, gains)
+    from_rgb = hsv_jitter(np.ascontiguousarray(bgr[:, :, ::-1]), gains, channels="rgb")
+    assert np.array_equal(from_rgb[:, :, ::-1], from_bgr)
+    assert not np.array_equal(from_bgr, bgr)

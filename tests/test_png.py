@@ -161,3 +161,15 @@ def test_other_formats_and_damaged_files_fall_back(tmp_path):
     with pytest.raises(ImageProbeError) as caught:
         decode_image(tmp_path / "short.png")
     assert caught.value.reason == "unreadable_image"
+
+
+def test_rgb_mode_skips_the_conversion_and_gives_the_same_file(tmp_path):
+    bgr = np.random.default_rng(6).integers(0, 256, (25, 35, 3), dtype=np.uint8)
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+    assert encode_png(rgb, channels="rgb") == encode_png(bgr)
+    (tmp_path / "a.png").write_bytes(encode_png(bgr))
+    assert np.array_equal(decode_png(tmp_path / "a.png", channels="rgb"), rgb)
+    cv2.imwrite(str(tmp_path / "a.jpg"), bgr)  # OpenCV decodes it; the conversion then happens once
+    assert np.array_equal(decode_image(tmp_path / "a.jpg", channels="rgb"), decode_image(tmp_path / "a.jpg")[:, :, ::-1])
+    with pytest.raises(ValueError, match="channels"):
+        encode_png(bgr, channels="bgra")

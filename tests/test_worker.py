@@ -141,7 +141,7 @@ def test_prepare_fills_the_shared_pixels_and_ends_the_count_at_the_height(tmp_pa
     path, size, prepare = _shared(tmp_path, image)
     result = worker.run_prepare(prepare)
     assert result.problems == []
-    assert np.array_equal(np.load(prepare.pixels_path), image)
+    assert np.array_equal(np.load(prepare.pixels_path), image[:, :, ::-1])  # workers keep the file's RGB order
     reader = worker.SharedRows.open(prepare.pixels_path)
     assert reader.wait(70) and reader.ready == 70
     reader.close()
