@@ -102,9 +102,9 @@ _BOUND_IMAGE = None
 
 
 def _encode_share(args: tuple[int, int]) -> float:
-    from dotamini10.split import get_windows
-    from dotamini10.worker import crop_window
     from dotamini10.png import encode_png
+    from dotamini10.split import get_windows
+    from dotamini10.worker import CHANNELS, crop_window
 
     part, parts = args
     image = _BOUND_IMAGE
