@@ -743,11 +743,12 @@ def _toolkit_version() -> str:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # forkserver: workers fork from a clean server that has imported numpy/cv2/shapely once, so start-up is
-    # fast and no lock held by a thread of this process (a progress bar) is inherited.
+    # forkserver: workers fork from a clean server that has imported numpy, shapely and the worker module once,
+    # so start-up is fast and no lock held by a thread of this process (a progress bar, OpenCV's thread pool)
+    # is inherited: a plain fork after OpenCV has run a parallel loop hangs the child's first OpenCV call.
     if sys.platform.startswith("linux"):
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["dotamini10.worker"])
+        ctx.set_forkserver_preload(["dotamini10.worker", "shapely"])
         return ctx
     return multiprocessing.get_context("spawn")
 

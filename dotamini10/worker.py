@@ -400,9 +400,11 @@ def _decode_checked(
 
 def init_worker() -> None:
     """Pool initializer: one OpenCV thread per worker process (the pool provides the parallelism)."""
-    import cv2
-
-    cv2.setNumThreads(1)
+    # Through the variable OpenCV reads when it is first imported: a worker that never needs cv2 (unscaled
+    # images without augmented copies) does not pay for importing it.
+    os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(1)
 
 
 def run_hash(path: Path) -> tuple[str, float]:
