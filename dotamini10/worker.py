@@ -26,7 +26,7 @@ from .augment import augment_window, draw_augment
 from .read import ImageProbeError, decode_image
 from .scale import resize_image
 from .seeding import rng_for
-from .png import encode_png
+from .png import encode_png_parts
 from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
 from .write import atomic_write_bytes, atomic_write_text, dota_lines, sha256_bytes, sha256_file
 
@@ -579,7 +579,7 @@ def _write_window(
     s = task.settings
     d = s.coord_decimals
     start = time.perf_counter()
-    png = encode_png(pixels, compression=s.png_compression, channels=CHANNELS)
+    png = encode_png_parts(pixels, compression=s.png_compression, channels=CHANNELS)
     t["encode"] += time.perf_counter() - start
     start = time.perf_counter()
     objects, quads = _label_records(task, indices, rings, truncated, d)

@@ -44,15 +44,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     Args:
         path: Destination; its folder must exist.
-        data: File content.
+        data: File content, or its pieces in order (written without joining them into one copy first).
     """
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            f.write(data)
+        else:
+            f.writelines(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -118,9 +121,14 @@ def write_jsonl(path: Path, records: Iterable[object]) -> None:
     atomic_write_text(path, jsonl_text(records))
 
 
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
+def sha256_bytes(data: bytes | Sequence[bytes | memoryview]) -> str:
+    """Hex sha256 of ``data``, or of its pieces joined."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    for piece in data:
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:

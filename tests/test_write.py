@@ -1,10 +1,9 @@
-"""Tests of dotamini10.write: atomic writes, lossless PNG, DOTA text, deterministic JSON."""
+"""Tests of dotamini10.write: atomic writes, DOTA text, deterministic JSON, checksums."""
 
 from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
@@ -78,3 +77,11 @@ def test_checksums_and_coco_categories(tmp_path):
         {"id": 1, "name": "plane", "supercategory": "dota"},
         {"id": 2, "name": "ship", "supercategory": "dota"},
     ]
+
+
+def test_pieces_are_written_and_hashed_as_the_joined_file(tmp_path):
+    pieces = [b"\x89PNG", memoryview(b"--middle--")[2:8], b"end"]
+    atomic_write_bytes(tmp_path / "p.bin", pieces)
+    assert (tmp_path / "p.bin").read_bytes() == b"\x89PNGmiddleend"
+    assert sha256_bytes(pieces) == sha256_bytes(b"\x89PNGmiddleend")
+    assert [p.name for p in tmp_path.iterdir()] == ["p.bin"]
