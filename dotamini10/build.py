@@ -335,6 +335,7 @@ def _build(
         png_compression=options.png_compression, coord_decimals=options.coord_decimals,
     )
     _plan_units(entries, options, settings, workers, pixels_dir=work / "pixels")
+    version = _toolkit_version()  # looked up now, while the workers start, rather than at the end
     timings["read"] = time.perf_counter() - t0
 
     fingerprint = {"options": options.to_dict(), "seed": seed, "source": source, "inputs": input_stats}
@@ -391,13 +392,15 @@ def _build(
         if result.problems and options.strict:
             reason, detail = result.problems[0]
             raise StrictModeError(Problem(entry.image_rel or entry.stem, 0, reason, detail).message())
-        unit_path = work / "units" / entry.split / entry.stem / f"{result.key}.json"
-        unit_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(unit_path, result.to_dict())
         results.setdefault(entry.key, []).append(result)
         remaining[entry.key] -= 1
         if remaining[entry.key] == 0:
+            # The image record replaces its unit records; the last unit needs none of its own.
             records[entry.key] = _finish_image(work, entry, results.pop(entry.key))
+        else:
+            unit_path = work / "units" / entry.split / entry.stem / f"{result.key}.json"
+            unit_path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(unit_path, result.to_dict())
         done_windows += result.processed
         if progress is not None:
             progress(done_windows, windows_total)
@@ -443,7 +446,7 @@ def _build(
         raise RuntimeError(f"units of {', '.join(unfinished[:5])} did not all report back")
 
     # Stage 6: assemble COCO, manifest, problems and build.json from the records, in sorted order.
-    summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers)
+    summary = _assemble(out_dir, entries, records, problems, options, seed, source, workers, version)
     shutil.rmtree(work, ignore_errors=True)
     summary.windows_total = windows_total
     summary.resumed_images = resumed
@@ -939,6 +942,7 @@ def _assemble(
     seed: int,
     source: dict[str, object],
     workers: int,
+    version: str,
 ) -> BuildSummary:
     category_ids = {name: i + 1 for i, name in enumerate(options.classes)}
     outputs: dict[str, str] = {}
@@ -1047,7 +1051,7 @@ def _assemble(
     _write_output(out_dir, "manifest.jsonl", jsonl_text(manifest), outputs)
     _write_output(out_dir, "problems.jsonl", jsonl_text(p.to_dict() for p in problems.problems), outputs)
     build = {
-        "toolkit_version": _toolkit_version(),
+        "toolkit_version": version,
         "seed": seed,
         "options": options.to_dict(),
         "source": source,
