@@ -167,7 +167,9 @@ def build_dotamini10_command(
     interpolation: Annotated[
         str, typer.Option("--interpolation", help="Resizing filter: area, cubic, linear or nearest.")
     ] = "area",
-    png_compression: Annotated[int, typer.Option("--png-compression", help="Deflate level (0-3, ISA-L) of the PNG windows: 1 is the fastest for its size.")] = 1,
+    png_compression: Annotated[
+        int, typer.Option("--png-compression", help="Deflate level (0-3, ISA-L) of the PNG windows.")
+    ] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted build in --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous build in --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -241,7 +243,11 @@ def build_dotamini10_command(
 
 @contextlib.contextmanager
 def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
-    """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet)."""
+    """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet).
+
+    The bar starts at the first call: its refresh thread would otherwise exist when the builder starts its
+    workers, which rules out forking them straight from this process (``dotamini10.build.fork_is_safe``).
+    """
     if quiet:
         yield None
         return
@@ -250,13 +256,21 @@ def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
 
     columns = (TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("build", total=None)
+    bar = Progress(*columns, console=Console(stderr=True), transient=False)
+    task = None
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("build", total=None)
+        bar.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 @data_app.command(

@@ -47,6 +47,7 @@ import math
 import multiprocessing
 import shutil
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -273,9 +274,10 @@ def build_dotamini10(
             build, or (``options.strict``) the first input problem, as ``StrictModeError``.
 
     Notes:
-        With ``workers > 1`` the workers start from a fork server (Linux) or are spawned, which re-imports the
-        calling script: a script that calls this function must do so under ``if __name__ == "__main__":``,
-        as with any ``multiprocessing`` pool. The command line does.
+        With ``workers > 1`` the workers are forked from this process when that is safe (``fork_is_safe``),
+        otherwise they start from a fork server (Linux) or are spawned, which re-imports the calling script: a
+        script that calls this function must do so under ``if __name__ == "__main__":``, as with any
+        ``multiprocessing`` pool. The command line does.
     """
     started = time.perf_counter()
     options = (options or BuildOptions()).check()
@@ -745,30 +747,54 @@ def _toolkit_version() -> str:
     return __version__
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # forkserver: workers fork from a clean server that has imported numpy, shapely and the worker module once,
-    # so start-up is fast and no lock held by a thread of this process (a progress bar, OpenCV's thread pool)
-    # is inherited: a plain fork after OpenCV has run a parallel loop hangs the child's first OpenCV call.
-    if sys.platform.startswith("linux"):
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["dotamini10.worker", "shapely"])
-        return ctx
-    return multiprocessing.get_context("spawn")
+# Libraries that keep native thread pools: a child forked after one of them ran a parallel loop can hang in
+# its first call (measured: OpenCV after a parallel resize). Their presence rules out a plain fork.
+_THREADED_LIBRARIES = ("cv2", "torch")
+
+
+def fork_is_safe() -> bool:
+    """Whether worker processes may be forked straight from this process.
+
+    Forking copies only the calling thread, with every lock as it was: it is safe on Linux while this process
+    runs no other Python thread and has not loaded a library that keeps a thread pool. The command line is
+    in that state when a build starts; a test session or a notebook usually is not.
+    """
+    return (
+        sys.platform.startswith("linux")
+        and threading.active_count() == 1
+        and not any(name in sys.modules for name in _THREADED_LIBRARIES)
+    )
 
 
 def _start_pool(workers: int) -> Future[ProcessPoolExecutor]:
-    """The worker pool, started from a helper thread: starting the fork server and the workers takes about as
-    long as reading the labels, so the two overlap."""
+    """The worker pool, as a future.
+
+    Forked straight from this process when ``fork_is_safe()``: the workers then start in milliseconds with
+    every module already imported. Otherwise they come from a fork server (Linux) or are spawned, which takes
+    about as long as reading the labels (a new interpreter imports numpy and shapely), so a helper thread
+    starts them while this process reads.
+    """
+    if fork_is_safe():
+        started: Future[ProcessPoolExecutor] = Future()
+        started.set_result(_new_pool(workers, multiprocessing.get_context("fork")))
+        return started
+    if sys.platform.startswith("linux"):
+        # forkserver: workers fork from a clean server that imported numpy, shapely and the worker module once,
+        # and inherit no thread or lock of this process.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["dotamini10.worker", "shapely"])
+    else:
+        context = multiprocessing.get_context("spawn")
     starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotamini10-pool-start")
     try:
-        return starter.submit(_new_pool, workers)
+        return starter.submit(_new_pool, workers, context)
     finally:
         starter.shutdown(wait=False)
 
 
-def _new_pool(workers: int) -> ProcessPoolExecutor:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=init_worker)
-    for _ in range(workers):  # the executor forks a process per submitted task until it has ``workers``
+def _new_pool(workers: int, context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+    for _ in range(workers):  # a process per submitted task until there are ``workers`` (with fork: all at once)
         pool.submit(warm_up)
     return pool
 

@@ -283,6 +283,36 @@ def test_killed_build_resumes_to_identical_output(tmp_path):
     assert read_outputs(out) == read_outputs(clean)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked only on Linux")
+def test_fork_is_ruled_out_by_other_threads_and_threaded_libraries():
+    def probe(setup: str) -> str:
+        code = f"{setup}; from dotamini10.build import fork_is_safe; print(fork_is_safe())"
+        return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    assert probe("pass") == "True"
+    assert probe("import cv2") == "False"
+    sleeper = "import threading, time; threading.Thread(target=time.sleep, args=(5,), daemon=True).start()"
+    assert probe(sleeper) == "False"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked only on Linux")
+def test_workers_forked_from_a_clean_process_give_the_same_bytes(reference, release, tmp_path):
+    # A fresh interpreter without OpenCV or torch forks its workers directly, as the command line does; this
+    # test session has loaded both, so the other builds here start their workers from the fork server.
+    out = tmp_path / "forked"
+    script = (
+        "import sys; from pathlib import Path; "
+        "from dotamini10.build import BuildOptions, build_dotamini10, fork_is_safe; "
+        "assert fork_is_safe(); "
+        "s = build_dotamini10(Path(sys.argv[1]), dota_root=Path(sys.argv[2]), seed=5, workers=2, "
+        "options=BuildOptions(crop_size=128, stride=96, scale_mode='fixed', scales=(1.0,))); "
+        "assert s.shared_images == 1"
+    )
+    subprocess.run([sys.executable, "-c", script, str(out), str(release)], cwd=REPO, check=True)
+    assert read_outputs(out) == read_outputs(reference)
+
+
 def test_existing_output_needs_resume_or_overwrite(reference, release, tmp_path):
     out = tmp_path / "o"
     build_dotamini10(out, dota_root=release / "val", options=SMALL)
