@@ -2,15 +2,16 @@
 
 Why not OpenCV's codec: PNG work is most of a build (one decode per source image, one encode per window), and
 OpenCV's libpng runs it on stock zlib. Measured on this project's 2-core machine: a 1,024 x 1,024 aerial window
-encodes in 9.6 ms instead of OpenCV's 26 ms at its fastest default settings, for files 2 % larger, and an
-8,000 x 8,000 scene decodes in 0.67 s instead of 1.25 s (``benchmarks/bench_build.py`` prints such figures).
+encodes in about 9 ms instead of OpenCV's 26-30 ms at its default (and fastest) settings, for files 2 % larger,
+and an 8,000 x 8,000 scene decodes in 0.5-0.7 s instead of 1.2-1.3 s (``benchmarks/bench_build.py`` prints
+both codecs' figures).
 
 * ``encode_png`` writes 8-bit RGB with the SUB filter on every row, the filter OpenCV also uses by default:
   it turns the smooth gradients of aerial images into small numbers for the entropy coder at the cost of one
   vectorised subtraction.
-* ``decode_png`` reads 8-bit RGB/RGBA, non-interlaced PNGs whose rows use the NONE, SUB or UP filters (DOTA's
-  own PNGs use SUB on every row), one band of rows at a time so that the filtered copy never exceeds a few
-  MB. Rows filtered with AVG or PAETH depend on their left neighbour after reconstruction, which numpy cannot
+* ``decode_png`` reads 8-bit RGB/RGBA, non-interlaced PNGs whose rows use the NONE, SUB or UP filters (both
+  DOTA images of the shared sample use SUB on every row), one band of rows at a time so that the filtered copy
+  never exceeds a few MB. Rows filtered with AVG or PAETH depend on their left neighbour after reconstruction, which numpy cannot
   vectorise; such files, other pixel formats and anything malformed raise ``PngFallback`` and the caller
   decodes with OpenCV, which stays the authority on what is readable.
 
@@ -31,7 +32,6 @@ from isal import isal_zlib
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_LEVELS = range(0, 4)  # ISA-L's deflate levels
 _MAX_CHUNK = 2**31 - 1  # the largest chunk length PNG allows
-_READ_CHUNK = 1 << 20
 _BAND_BYTES = 1 << 21  # filtered bytes inflated per band: a few rows of a 20k-wide image
 _FILTER_NONE, _FILTER_SUB, _FILTER_UP = 0, 1, 2
 _CHANNELS = {2: 3, 6: 4}  # colour type -> samples per pixel, for the types the fast decoder reads
@@ -42,7 +42,7 @@ class PngFallback(Exception):
 
 
 def _chunk(kind: bytes, payload: bytes | memoryview) -> list[bytes | memoryview]:
-    # Pieces, not one bytes object: the caller joins the whole file once instead of copying each payload.
+    # Pieces, not one bytes object: the payload is not copied (the builder writes the pieces without joining).
     crc = isal_zlib.crc32(payload, zlib.crc32(kind))
     return [struct.pack(">I4s", len(payload), kind), payload, struct.pack(">I", crc)]
 
