@@ -6,8 +6,9 @@ Notes:
     stays at about two copies of the current image plus one window, and consecutive units of the same image
     (the pool hands them out in image order) decode it once per worker. When the builder shares an image
     between workers, ``run_prepare`` decodes (and resizes) it once straight into a memory-mapped ``.npy`` file
-    and the units map that file instead of decoding. Everything a unit writes is determined by its task, never by
-    worker state: results are the same for any number of workers.
+    and the units map that file instead of decoding, each waiting only for the rows of its next window
+    (``SharedRows``). Everything a unit writes is determined by its task, never by worker state or timing:
+    results are the same for any number of workers.
 """
 
 from __future__ import annotations
