@@ -10,8 +10,6 @@ preset's schedule to a freshly loaded config.
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,28 +183,13 @@ def swap_neck(model: dict[str, Any], variant: NeckVariant) -> dict[str, Any]:
     return out
 
 
-def assigners_available() -> bool:
-    """Whether ``hsfpn.assigners.presets`` (the NWD / RFLA label assignment) is installed."""
-    try:
-        return importlib.util.find_spec("hsfpn.assigners.presets") is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def label_assignment(detector: Detector) -> dict[str, Any]:
-    """The model overrides of a row's label-assignment method (empty for the detector's own).
-
-    Raises:
-        NotAvailableError: The row needs ``hsfpn.assigners.presets``, which is not installed.
-    """
+    """The model overrides of a row's label-assignment method (NWD / RFLA; empty for the detector's own)."""
     if detector.assigner is None:
         return {}
-    if not assigners_available():
-        raise NotAvailableError(
-            f"{detector.label}: the NWD / RFLA assigners (hsfpn.assigners.presets) are not available"
-        )
-    presets = importlib.import_module("hsfpn.assigners.presets")
-    return presets.label_assignment_overrides(*detector.assigner)
+    from hsfpn.assigners.presets import label_assignment_overrides
+
+    return label_assignment_overrides(*detector.assigner)
 
 
 def pretrained_file(detector: Detector, pretrained_dir: Path | None) -> Path | None:
@@ -306,7 +289,7 @@ def build_job_config(
         An mmengine ``Config`` ready for ``Runner.from_cfg`` (``work_dir`` is set by the job).
 
     Raises:
-        NotAvailableError: The row is not reproduced or its assigner is not installed.
+        NotAvailableError: The row is not reproduced (the paper's figures only).
         PipelineError: Pretrained weights are missing from ``--pretrained``.
     """
     cfg = load_detector_config(detector)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import detectors
 from pipelines.datasets import DatasetLayout
 from pipelines.detectors import (
     DETECTORS,
@@ -131,13 +130,10 @@ def test_label_assignment_rows_merge_the_assigner():
     assert rfla.model.rpn_head.anchor_generator.type == "RFGenerator"
 
 
-def test_rows_without_components_are_not_available(monkeypatch):
+def test_rows_without_components_are_not_available():
     s = resolve_settings("paper", Path("w"))
     with pytest.raises(NotAvailableError, match="not reproduced"):
         build_job_config(DETECTORS["menet"], VARIANTS["fpn"], LAYOUT, s)
-    monkeypatch.setattr(detectors, "assigners_available", lambda: False)
-    with pytest.raises(NotAvailableError, match="assigners"):
-        build_job_config(DETECTORS["faster_rcnn_nwd"], VARIANTS["fpn"], LAYOUT, s)
 
 
 def test_cap_per_image_only_lowers():
