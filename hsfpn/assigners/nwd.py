@@ -134,6 +134,36 @@ def labels_for(gt_inds: Tensor, gt_labels: Tensor) -> Tensor:
     return labels
 
 
+def rank_priors(
+    iou_calculator,
+    gt_boxes: Tensor,
+    priors: Tensor,
+    topk: int,
+    *,
+    neg_thr: float,
+    min_pos_sim: float,
+    ignored: Tensor | None,
+    max_elements: int,
+) -> tuple[Tensor, Tensor]:
+    """One ranking pass, shared by ``RankingAssigner`` and the first stage of RFLA's ``HieAssigner``.
+
+    Returns:
+        ``(gt_inds, max_overlaps)``, both ``(N,)``: ignored priors get ``-1`` in both; priors whose best
+        similarity is below ``neg_thr`` are negative (0); each ground truth's top-``topk`` priors with
+        similarity at least ``min_pos_sim`` are positive (``i + 1``), a prior claimed twice going to its most
+        similar ground truth; the rest stay ``-1``.
+    """
+    scan = scan_similarity(iou_calculator, gt_boxes, priors, topk, excluded=ignored, max_elements=max_elements)
+    max_overlaps = scan.prior_max
+    if ignored is not None:
+        max_overlaps[ignored] = -1.0  # mmdet's convention: ignored priors are neither neg nor pos
+    gt_inds = torch.full((priors.shape[0],), -1, dtype=torch.long, device=priors.device)
+    gt_inds[(max_overlaps >= 0) & (max_overlaps < neg_thr)] = 0
+    pos_prior, pos_gt = resolve_candidates(*topk_candidates(scan, min_pos_sim))
+    gt_inds[pos_prior] = pos_gt + 1
+    return gt_inds, max_overlaps
+
+
 @TASK_UTILS.register_module()
 class RankingAssigner(BaseAssigner):
     """Give each ground truth its top-k priors by a similarity (NWD by default): NWD-RKA.
@@ -221,17 +251,10 @@ class RankingAssigner(BaseAssigner):
         ignored = ignored_priors(
             priors, ignore_boxes, self.ignore_iof_thr, self.ignore_wrt_candidates, self.max_elements
         )
-
-        scan = scan_similarity(
-            self.iou_calculator, gt_boxes, priors, self.topk, excluded=ignored, max_elements=self.max_elements
+        gt_inds, max_overlaps = rank_priors(
+            self.iou_calculator, gt_boxes, priors, self.topk, neg_thr=self.neg_thr, min_pos_sim=self.min_pos_sim,
+            ignored=ignored, max_elements=self.max_elements,
         )
-        max_overlaps = scan.prior_max
-        if ignored is not None:
-            max_overlaps[ignored] = -1.0  # mmdet's convention: ignored priors are neither neg nor pos
-        gt_inds = torch.full((num_priors,), -1, dtype=torch.long, device=priors.device)
-        gt_inds[(max_overlaps >= 0) & (max_overlaps < self.neg_thr)] = 0
-        pos_prior, pos_gt = resolve_candidates(*topk_candidates(scan, self.min_pos_sim))
-        gt_inds[pos_prior] = pos_gt + 1
         return AssignResult(
             num_gts=num_gts, gt_inds=gt_inds, max_overlaps=max_overlaps, labels=labels_for(gt_inds, gt_labels)
         )

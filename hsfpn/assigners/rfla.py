@@ -43,7 +43,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from .gaussian import receptive_field_similarity, rescale_boxes
-from .nwd import empty_assign_result, labels_for
+from .nwd import empty_assign_result, labels_for, rank_priors
 from .ranking import (
     DEFAULT_MAX_ELEMENTS,
     chunk_length,
@@ -352,16 +352,10 @@ class HieAssigner(BaseAssigner):
         )
 
         # Stage 1: negatives, ignores and the top-k1 positives on the priors as generated.
-        scan = scan_similarity(
-            self.iou_calculator, gt_boxes, priors, self.topk[0], excluded=ignored, max_elements=self.max_elements
+        gt_inds, max_overlaps = rank_priors(
+            self.iou_calculator, gt_boxes, priors, self.topk[0], neg_thr=self.neg_thr,
+            min_pos_sim=self.min_pos_sim, ignored=ignored, max_elements=self.max_elements,
         )
-        max_overlaps = scan.prior_max
-        if ignored is not None:
-            max_overlaps[ignored] = -1.0
-        gt_inds = torch.full((num_priors,), -1, dtype=torch.long, device=priors.device)
-        gt_inds[(max_overlaps >= 0) & (max_overlaps < self.neg_thr)] = 0
-        pos_prior, pos_gt = resolve_candidates(*topk_candidates(scan, self.min_pos_sim))
-        gt_inds[pos_prior] = pos_gt + 1
 
         # Stage 2: shrunken receptive fields, top-k2 among the priors not yet positive.
         if self.topk[1] > 0:
