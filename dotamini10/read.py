@@ -426,6 +426,8 @@ def decode_image(
 
     from .png import PngFallback, decode_png
 
+    if channels not in ("bgr", "rgb"):  # a caller's mistake, not an unreadable image
+        raise ValueError(f"channels: expected 'bgr' or 'rgb', got {channels!r}")
     try:
         return decode_png(path, out=out, on_rows=on_rows, channels=channels)
     except PngFallback:

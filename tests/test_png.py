@@ -173,3 +173,5 @@ def test_rgb_mode_skips_the_conversion_and_gives_the_same_file(tmp_path):
     assert np.array_equal(decode_image(tmp_path / "a.jpg", channels="rgb"), decode_image(tmp_path / "a.jpg")[:, :, ::-1])
     with pytest.raises(ValueError, match="channels"):
         encode_png(bgr, channels="bgra")
+    with pytest.raises(ValueError, match="channels"):  # not reported as an unreadable image
+        decode_image(tmp_path / "a.png", channels="bgra")
