@@ -1,7 +1,7 @@
 """Benchmark of the DOTAmini10 builder: windows/s and peak memory against a plain reference and the I/O bound.
 
 Scenes: a synthetic 8,000 x 8,000 scene with 3,000 objects (121 windows of 1,024 px at stride 768), and the
-shared DOTA sample (``../shared/dota_sample``). Three figures per scene, all measured in this run:
+real DOTA sample the repository ships (``tests/data/dota_sample``). Three figures per scene, all measured in this run:
 
 * ``reference``: ``benchmarks/reference_split.py``, one process: read, resize, then per window crop, shapely
   for every object, label file and PNG.
@@ -259,9 +259,9 @@ def main() -> None:
             print(f"made a {args.size} x {args.size} scene with {args.objects} objects in "
                   f"{time.perf_counter() - start:.1f} s")
         bench_scene(f"synthetic {args.size} x {args.size}, {args.objects} objects", scene, work, args.workers, args.repeat)
-        sample = REPO.parent / "shared" / "dota_sample"
+        sample = REPO / "tests" / "data" / "dota_sample"
         if (sample / "images").is_dir():
-            bench_scene("shared DOTA sample (2 images)", sample, work, args.workers, args.repeat)
+            bench_scene("real DOTA sample (2 images)", sample, work, args.workers, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
