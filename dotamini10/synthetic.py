@@ -28,7 +28,7 @@ import numpy as np
 
 from .classes import DOTA_V1_0_CLASSES
 from .png import encode_png
-from .write import atomic_write_bytes
+from .io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,12 @@ CLASS_LOOKS: dict[str, ClassLook] = {
     "swimming-pool": ClassLook((20, 70), (1.3, 2.5), 4, (220, 170, 60), (250, 230, 170), "rect"),
     "helicopter": ClassLook((25, 70), (1.0, 1.5), 0.3, (50, 90, 60), (25, 25, 25), "rotor"),
 }
+
+
+#: The smallest scene side the generator accepts: a smaller scene could not hold even its smallest object (a
+#: 16 px storage tank, up to 23 px across when rotated, plus the placement margins). Larger objects that do not
+#: fit a scene are skipped, as are objects that find no free spot.
+MIN_SCENE_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -263,13 +269,21 @@ def place_objects(
         tries: Placement attempts per object before it is skipped. Defaults to 30.
 
     Returns:
-        The placed objects, largest first, each inside [1, width - 2] x [1, height - 2].
+        The placed objects, largest first, each inside [1, width - 2] x [1, height - 2]. An object too large
+        for the scene, or that finds no free spot in ``tries`` attempts, is skipped.
+
+    Raises:
+        ValueError: A side below :data:`MIN_SCENE_SIDE` or a negative ``n_objects``.
 
     Notes:
         The targeted borders are those of the unscaled scene, i.e. of a build at scale 1.0 (``--scale-mode
         fixed --scales 1.0``). Rescaled builds move the windows; there, objects cross window borders by chance,
         as in real DOTA scenes (hundreds of objects per scene make that common).
     """
+    if width < MIN_SCENE_SIDE or height < MIN_SCENE_SIDE:
+        raise ValueError(f"a synthetic scene needs sides of at least {MIN_SCENE_SIDE} px, got {width} x {height}")
+    if n_objects < 0:
+        raise ValueError(f"n_objects must be >= 0, got {n_objects}")
     borders = (window_borders(width, crop_size=crop_size, stride=stride),
                window_borders(height, crop_size=crop_size, stride=stride))
     occupied = np.zeros((height, width), dtype=bool)
@@ -279,7 +293,9 @@ def place_objects(
     for category, length, obj_width, angle in shapes:
         corners0 = rotated_rectangle(0.0, 0.0, length, obj_width, angle)
         half_w, half_h = np.abs(corners0).max(axis=0) + 1.0
-        if 2 * half_w + 2 >= width or 2 * half_h + 2 >= height:
+        # The centre is drawn from [half + 1, size - half - 2]: an object that leaves that range empty is
+        # skipped (only the minimum scene size below is promised room for an object).
+        if 2 * half_w + 3 > width or 2 * half_h + 3 > height:
             continue
         on_border = rng.random() < border_fraction
         for _ in range(tries):
