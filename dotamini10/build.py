@@ -81,15 +81,8 @@ from .worker import (
     run_unit,
     warm_up,
 )
-from .write import (
-    coco_document,
-    json_text,
-    jsonl_text,
-    remove_temporaries,
-    sha256_bytes,
-    sha256_file,
-    write_json,
-)
+from .io import atomic_write_text, json_text, jsonl_text, remove_temporaries, write_json
+from .write import coco_document, sha256_bytes, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -1092,8 +1085,6 @@ def _assemble(
 
 
 def _write_output(out_dir: Path, rel: str, text: str, outputs: dict[str, str]) -> None:
-    from .write import atomic_write_text
-
     data = text.encode("utf-8")
     atomic_write_text(out_dir / rel, text)
     outputs[rel] = sha256_bytes(data)

@@ -25,7 +25,7 @@ from .classes import AUGMENT_CLASSES
 from .errors import DatasetError
 from .paper import PAPER_CITATION, PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
 from .problems import REASONS
-from .write import atomic_write_bytes
+from .io import atomic_write_bytes
 from .stats import (
     FIGURE_PNG,
     SHARE_LIMITS,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import Any
 
 from .errors import DatasetError
 from .paper import PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
-from .write import atomic_write_bytes
+from .io import atomic_write_bytes, json_text, read_json
 
 # (name, upper limit of s = sqrt(area) in px, inclusive); the last bucket has no upper limit.
 SIZE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -162,20 +161,6 @@ def _split_order(name: str) -> tuple[int, str]:
     return ({"train": 0, "val": 1}.get(name, 2), name)
 
 
-def _load_json(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{path}: {what} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise DatasetError(f"{path}: {what} is not valid JSON ({exc.msg} at {where})") from None
-
-
 def _entry(section: str, index: int, entry: Any) -> str:
     ident = entry.get("id") if isinstance(entry, dict) else None
     return f"{section}[{index}]" + (f" (id {ident})" if ident is not None else "")
@@ -187,7 +172,7 @@ def _number(value: Any) -> bool:
 
 def _read_coco(path: Path) -> tuple[dict[int, str], list[dict], list[dict]]:
     """Read and check one COCO file: (category id -> name, images, annotations)."""
-    data = _load_json(path, "COCO annotation file")
+    data = read_json(path, what="COCO annotation file", error=DatasetError)
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a JSON object with images, annotations and categories")
     for key in ("images", "annotations", "categories"):
@@ -329,7 +314,7 @@ def compute_stats(dataset_dir: Path) -> DatasetStats:
     build_path = dataset_dir / "build.json"
     build = None
     if build_path.is_file():
-        build = _load_json(build_path, "build record")
+        build = read_json(build_path, what="build record", error=DatasetError)
         if not isinstance(build, dict):
             raise DatasetError(f"{build_path}: expected a JSON object")
     return DatasetStats(
@@ -465,12 +450,6 @@ def table7_rows(stats: DatasetStats) -> list[list[Any]]:
     return rows + [total, image]
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes atomically (temporary file + rename), creating the folder first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
-
-
 def render_size_figure(stats: DatasetStats) -> bytes:
     """The size-distribution figure (like the paper's Figure 15) as PNG bytes.
 
@@ -558,7 +537,7 @@ def write_stats_report(stats: DatasetStats, out_dir: Path | None = None) -> list
             high = HISTOGRAM_EDGES[index + 1]
             histogram.append([name, HISTOGRAM_EDGES[index], None if math.isinf(high) else high, count])
     outputs = [
-        (STATS_JSON, (json.dumps(view, indent=2, ensure_ascii=False) + "\n").encode("utf-8")),
+        (STATS_JSON, json_text(view, indent=2).encode("utf-8")),
         (TABLE7_CSV, _csv(table7_rows(stats))),
         (SIZES_CSV, _csv(sizes)),
         (HISTOGRAM_CSV, _csv(histogram)),
@@ -566,6 +545,6 @@ def write_stats_report(stats: DatasetStats, out_dir: Path | None = None) -> list
     ]
     written = []
     for name, data in outputs:
-        _write_atomic(out_dir / name, data)
+        atomic_write_bytes(out_dir / name, data, make_parents=True)
         written.append(out_dir / name)
     return written

@@ -29,7 +29,8 @@ from .scale import resize_image
 from .seeding import rng_for
 from .png import encode_png_parts
 from .split import ObjectSet, assign_objects, horizontal_box, to_quadrilateral
-from .write import atomic_write_bytes, atomic_write_text, dota_lines, sha256_bytes, sha256_file
+from .io import atomic_write_bytes, atomic_write_text
+from .write import dota_lines, sha256_bytes, sha256_file
 
 # Workers keep pixels in the PNG files' own channel order: no BGR conversion when decoding or encoding.
 CHANNELS = "rgb"

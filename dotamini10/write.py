@@ -1,77 +1,17 @@
-"""Stage 6: writers for PNG windows, DOTA text labels, COCO JSON, JSON lines and checksums (all atomic).
+"""Stage 6: the dataset's formats: DOTA text labels, COCO documents and checksums.
 
 Notes:
-    Every file is written to a temporary name in its destination folder and renamed over the target
-    (``os.replace``), so a killed build never leaves a half-written output under its final name. Stray temporary
-    files (``.<name>.<pid>.tmp``) are removed by ``remove_temporaries`` when a build resumes.
-    JSON is written with a fixed key order and separators, so equal content gives equal bytes.
+    Files are written through :mod:`dotamini10.io` (atomic writes, deterministic JSON), so a killed build never
+    leaves a half-written output under its final name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-TMP_SUFFIX = ".tmp"
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path`` for any writer, renamed over ``path`` when the block succeeds.
-
-    The one atomic-write mechanism of the toolkit (dataset files, reports, figures, checkpoints): the caller
-    writes the yielded path (``write_bytes``, ``torch.save``, ``savefig``); on an error the temporary file is
-    removed and ``path`` keeps its old content, so no reader ever sees half a file under the final name.
-
-    Args:
-        path: Destination; its folder must exist.
-
-    Yields:
-        The temporary path ``.<name>.<pid>.tmp`` in the same folder (same filesystem, so the rename is atomic).
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: Path, data: bytes | Sequence[bytes | memoryview]) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
-
-    Args:
-        path: Destination; its folder must exist.
-        data: File content, or its pieces in order (written without joining them into one copy first).
-    """
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            f.write(data)
-        else:
-            f.writelines(data)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """``atomic_write_bytes`` for UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def remove_temporaries(folder: Path) -> int:
-    """Delete temporary files left by a killed writer anywhere under ``folder``; returns how many."""
-    count = 0
-    if folder.is_dir():
-        for path in folder.rglob(f".*{TMP_SUFFIX}"):
-            path.unlink(missing_ok=True)
-            count += 1
-    return count
-
 
 def format_number(value: float, decimals: int = 2) -> str:
     """A coordinate as text: rounded to ``decimals`` places, without trailing zeros (``12``, ``12.5``)."""
@@ -98,27 +38,6 @@ def dota_lines(
         coords = " ".join(format_number(v, decimals) for v in np.asarray(quad).ravel())
         lines.append(f"{coords} {category} {int(diff)}\n")
     return "".join(lines)
-
-
-def json_text(obj: object, *, indent: int | None = None) -> str:
-    """Deterministic JSON: insertion key order, fixed separators, non-ASCII kept, trailing newline."""
-    separators = (",", ": ") if indent is not None else (",", ":")
-    return json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators, allow_nan=False) + "\n"
-
-
-def write_json(path: Path, obj: object, *, indent: int | None = None) -> None:
-    """Write ``obj`` as deterministic JSON, atomically."""
-    atomic_write_text(path, json_text(obj, indent=indent))
-
-
-def jsonl_text(records: Iterable[object]) -> str:
-    """One compact JSON document per line."""
-    return "".join(json_text(r) for r in records)
-
-
-def write_jsonl(path: Path, records: Iterable[object]) -> None:
-    """Write ``records`` as JSON lines, atomically."""
-    atomic_write_text(path, jsonl_text(records))
 
 
 def sha256_bytes(data: bytes | Sequence[bytes | memoryview]) -> str:

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dotamini10.write import atomic_path
+from dotamini10.io import atomic_path
 
 from .errors import HSFPNError
 

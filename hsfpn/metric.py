@@ -24,6 +24,8 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
+from dotamini10.io import write_json
+
 from .aitod_eval import (
     PER_CLASS_KEYS,
     REPORT_KEYS,
@@ -33,7 +35,6 @@ from .aitod_eval import (
     Detections,
     GroundTruth,
     read_json,
-    write_json,
 )
 
 
@@ -166,7 +167,7 @@ class AITODMetric(BaseMetric):
         coco = {"images": images, "annotations": anns,
                 "categories": [{"id": i, "name": name} for i, name in enumerate(classes)]}  # fmt: skip
         if self.outfile_prefix is not None:
-            write_json(coco, Path(f"{self.outfile_prefix}.gt.json"))
+            write_json(Path(f"{self.outfile_prefix}.gt.json"), coco)
         return GroundTruth.from_coco(coco, source="data samples")
 
     def _label_to_category(self, gt: GroundTruth) -> tuple[GroundTruth, np.ndarray]:
@@ -219,7 +220,7 @@ class AITODMetric(BaseMetric):
                   _concat(boxes, (0, 4), np.float64), _concat(scores, (0,), np.float64))  # fmt: skip
         if self.outfile_prefix is not None:
             path = Path(f"{self.outfile_prefix}.bbox.json")
-            write_json(_results_list(*arrays), path)
+            write_json(path, _results_list(*arrays))
             mm_logger.info(f"AITODMetric: detections written to {path}")
         if self.format_only:
             return OrderedDict()

@@ -16,7 +16,6 @@ Notes:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -25,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dotamini10.write import atomic_write_text
+from dotamini10.io import write_json
 
 DONE = "done.json"
 # Not "config.py": mmengine's Runner dumps its own (changed) copy of the config there.
@@ -41,12 +40,6 @@ _AITOD_KEYS = {
     "aitod/APs": "APs",
     "aitod/APm": "APm",
 }
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def last_checkpoint(job_dir: Path) -> Path | None:
@@ -168,7 +161,7 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
         finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     if get_rank() == 0:
-        write_json_atomic(job_dir / DONE, record)
+        write_json(job_dir / DONE, record, indent=2, sort_keys=True)
     return record
 
 

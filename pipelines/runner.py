@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import PipelineError
-from .job import CONFIG, DONE, last_checkpoint, write_json_atomic
+from dotamini10.io import read_json_if_valid, write_json
+
+from .job import CONFIG, DONE, last_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +153,6 @@ def format_event(event: ProgressEvent) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def attempts_wall_s(job_dir: Path) -> float:
     """Total wall seconds of every recorded attempt of a job."""
     path = job_dir / ATTEMPTS
@@ -183,7 +177,7 @@ def job_state(job: Job) -> tuple[str, str]:
     if job.blocked is not None:
         return job.blocked, job.reason
     d = job.work_dir
-    previous = (_read_json(d / IDENTITY) or {}).get("fingerprint")
+    previous = (read_json_if_valid(d / IDENTITY) or {}).get("fingerprint")
     other = previous is not None and job.fingerprint is not None and previous != job.fingerprint
     if (d / DONE).is_file():
         return "done", "finished with OTHER settings (job.json fingerprint differs)" if other else ""
@@ -192,7 +186,7 @@ def job_state(job: Job) -> tuple[str, str]:
         detail = f"from {ckpt.name}"
         return "resumable", detail + (" but the fingerprint differs: will not resume" if other else "")
     if (d / FAILED).is_file():
-        record = _read_json(d / FAILED) or {}
+        record = read_json_if_valid(d / FAILED) or {}
         return "failed", str(record.get("error", ""))
     return "pending", ""
 
@@ -326,7 +320,7 @@ def _tail(path: Path, size: int = 65536) -> str:
 
 
 def _finished_result(job: Job, status: str) -> JobResult:
-    record = _read_json(job.work_dir / DONE) or {}
+    record = read_json_if_valid(job.work_dir / DONE) or {}
     state, detail = job_state(job)
     return JobResult(
         job=job,
@@ -429,8 +423,9 @@ def _run_one(
     if job.config_text is not None:
         (d / CONFIG).write_text(job.config_text, encoding="utf-8")
         # mmengine's Runner overwrites CONFIG with its own dump: the job's identity is kept apart.
-        write_json_atomic(
-            d / IDENTITY, dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint)
+        write_json(
+            d / IDENTITY, dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint),
+            indent=2, sort_keys=True,
         )
     (d / FAILED).unlink(missing_ok=True)
     log_path = d / LOG
@@ -497,7 +492,8 @@ def _run_one(
         return result
     text = _tail(log_path)
     error = error_line(text) or (f"exit code {rc}" if rc else "the job exited without writing done.json")
-    write_json_atomic(d / FAILED, dict(error=error, log=str(log_path), returncode=rc, when=time.strftime("%Y-%m-%dT%H:%M:%S")))
+    record = dict(error=error, log=str(log_path), returncode=rc, when=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    write_json(d / FAILED, record, indent=2, sort_keys=True)
     emit(ProgressEvent(index, total, job.key, "failed", f"{error} (log: {log_path})"))
     return JobResult(job=job, status=FAILED_NOW, wall_s=round(wall, 1), log=log_path, error=error)
 

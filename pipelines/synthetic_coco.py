@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from dotamini10.write import atomic_write_bytes
+from dotamini10.io import atomic_write_bytes, write_json
 
 from .datasets import DatasetLayout, coco_split_layout
 from .errors import PipelineError
@@ -34,11 +34,6 @@ CLASSES: tuple[str, ...] = ("box", "disc")
 # BGR colours as OpenCV writes them: red boxes, green discs, both far from the dark background.
 _COLOURS = {"box": (40, 40, 230), "disc": (60, 220, 60)}
 _SPLITS = {"train": 0, "test": 1}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
 
 
 def place_objects(
@@ -166,8 +161,8 @@ def write_synthetic_coco(root: Path, spec: SyntheticSpec) -> DatasetLayout:
     for split, count in (("train", spec.num_train), ("test", spec.num_test)):
         coco, files = _split_coco(spec, split, count)
         for name, data in files:
-            _atomic_write(root / "images" / split / name, data)
-        _atomic_write(root / "annotations" / f"{split}.json", json.dumps(coco).encode("utf-8"))
+            atomic_write_bytes(root / "images" / split / name, data, make_parents=True)
+        write_json(root / "annotations" / f"{split}.json", coco)
     # Written last: its presence means every file above is complete.
-    _atomic_write(marker, wanted.encode("utf-8"))
+    atomic_write_bytes(marker, wanted.encode("utf-8"), make_parents=True)
     return coco_split_layout(root, "synthetic", CLASSES, train_split="train", test_split="test")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotamini10.write import atomic_write_text
+from dotamini10.io import atomic_write_text
 
 from .errors import PipelineError
 

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dotamini10.write import atomic_path, atomic_write_text
+from dotamini10.io import atomic_path, atomic_write_text, write_json
 
 from .datasets import DatasetLayout, aitod_layout, dotamini10_layout
 from .detectors import DETECTORS, VARIANTS, NotAvailableError, build_job_config
 from .errors import PipelineError
-from .job import write_json_atomic
 from .paper import TABLE_METRICS, paper_figures
 from .presets import Settings
 from .runner import (
@@ -312,7 +311,7 @@ def run_table(
     if dry_run:
         return outcome
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(plan.out_dir / "settings.json", settings.to_json())
+    write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, srun_args=settings.srun_args)
     outcome.results = run_jobs(
         plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s

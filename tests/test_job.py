@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from pipelines.job import DivergedError, check_loss, last_checkpoint, table_metrics, trust_checkpoint, write_json_atomic
+from pipelines.job import DivergedError, check_loss, last_checkpoint, table_metrics, trust_checkpoint
 
 
 def _mmengine_like_checkpoint(path):
@@ -59,12 +57,6 @@ def test_table_metrics_converts_fractions_to_percent():
     raw = {"aitod/AP": 0.236, "aitod/AP50": 0.523, "aitod/APvt": -1.0, "aitod/APm": 0.3161, "other": 5}
     out = table_metrics(raw)
     assert out == {"AP": 23.6, "AP50": 52.3, "AP75": None, "APvt": None, "APt": None, "APs": None, "APm": 31.61}
-
-
-def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
-    write_json_atomic(tmp_path / "a" / "done.json", {"b": 1, "a": 2})
-    assert json.loads((tmp_path / "a" / "done.json").read_text()) == {"a": 2, "b": 1}
-    assert [p.name for p in (tmp_path / "a").iterdir()] == ["done.json"]
 
 
 def test_check_loss_stops_nan_and_inf_only():

@@ -34,7 +34,8 @@ from pipelines.runner import (
 FAKE_JOB = r'''
 import json, sys, time
 from pathlib import Path
-from pipelines.job import last_checkpoint, write_json_atomic
+from dotamini10.io import write_json
+from pipelines.job import last_checkpoint
 
 job_dir = Path(sys.argv[1])
 spec = json.loads((job_dir / "behaviour.json").read_text())
@@ -57,7 +58,7 @@ for epoch in range(start + 1, epochs + 1):
         (job_dir / "crashed").write_text("")
         print("RuntimeError: simulated interruption", flush=True)
         sys.exit(1)
-write_json_atomic(job_dir / "done.json", {"metrics": {"AP": spec.get("ap", 10.0)}, "resumed_from": None if ckpt is None else str(ckpt)})
+write_json(job_dir / "done.json", {"metrics": {"AP": spec.get("ap", 10.0)}, "resumed_from": None if ckpt is None else str(ckpt)})
 '''
 
 

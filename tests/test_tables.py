@@ -136,7 +136,6 @@ def test_paper_preset_needs_a_valid_data_root(tmp_path):
 
 
 def test_run_table_writes_outputs_and_settings(tmp_path, monkeypatch):
-    s = resolve_settings("smoke", tmp_path, synthetic=TINY)
     seen = {}
 
     def fake_run_jobs(jobs, command, **kw):

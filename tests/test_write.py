@@ -1,4 +1,4 @@
-"""Tests of dotamini10.write: atomic writes, DOTA text, deterministic JSON, checksums."""
+"""Tests of dotamini10.io (atomic writes, deterministic JSON) and dotamini10.write (DOTA text, COCO, checksums)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from dotamini10.write import (
+from dotamini10.io import (
     atomic_path,
     atomic_write_bytes,
-    coco_document,
-    dota_lines,
-    format_number,
     json_text,
     jsonl_text,
+    read_json,
+    read_json_if_valid,
     remove_temporaries,
-    sha256_bytes,
-    sha256_file,
     write_json,
 )
+from dotamini10.write import coco_document, dota_lines, format_number, sha256_bytes, sha256_file
 
 
 def test_atomic_write_leaves_only_the_target(tmp_path):
@@ -85,3 +83,37 @@ def test_pieces_are_written_and_hashed_as_the_joined_file(tmp_path):
     assert (tmp_path / "p.bin").read_bytes() == b"\x89PNGmiddleend"
     assert sha256_bytes(pieces) == sha256_bytes(b"\x89PNGmiddleend")
     assert [p.name for p in tmp_path.iterdir()] == ["p.bin"]
+
+
+def test_write_json_makes_the_folder_and_leaves_no_temporary_files(tmp_path):
+    write_json(tmp_path / "a" / "done.json", {"b": 1, "a": 2}, indent=2, sort_keys=True)
+    assert (tmp_path / "a" / "done.json").read_text() == '{\n  "a": 2,\n  "b": 1\n}\n'
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["done.json"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"x\.json: detections file not found"),
+        ("", r"x\.json: detections file is empty"),
+        ('{"a": 1,\n', r"x\.json: detections is not valid JSON \(line 2 column 1: Expecting property name"),
+        (b"\xff{}", r"x\.json: detections is not UTF-8 text \(invalid start byte at byte 0\)"),
+    ],
+)
+def test_read_json_names_the_file_and_the_fault_in_one_line(tmp_path, content, message):
+    path = tmp_path / "x.json"
+    if isinstance(content, str):
+        path.write_text(content)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(LookupError, match=message) as caught:
+        read_json(path, what="detections", error=LookupError)
+    assert "\n" not in str(caught.value)
+    assert read_json_if_valid(path) is None
+
+
+def test_read_json_reads_and_a_folder_is_refused(tmp_path):
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json") == {"a": [1, 2]} == read_json_if_valid(tmp_path / "ok.json")
+    with pytest.raises(ValueError, match="build record path is a directory"):
+        read_json(tmp_path, what="build record")
