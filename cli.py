@@ -108,7 +108,7 @@ def domain_errors() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# hsfpn-data: dataset commands (issue 3)
+# hsfpn-data: dataset commands
 # ---------------------------------------------------------------------------------------------
 
 
@@ -323,7 +323,7 @@ def stats_command(
 
 
 # ---------------------------------------------------------------------------------------------
-# hsfpn-repro: neck tools, convert-checkpoint and table5 (issue 4)
+# hsfpn-repro: neck tools, convert-checkpoint and table5
 # ---------------------------------------------------------------------------------------------
 
 
@@ -395,18 +395,8 @@ def table5_command(
 
 
 # ---------------------------------------------------------------------------------------------
-# hsfpn-repro: AI-TOD evaluation (issue 5)
+# hsfpn-repro: AI-TOD evaluation
 # ---------------------------------------------------------------------------------------------
-
-
-_EVAL_SLICES = {
-    "AP": "0.50:0.95, all, 1500", "AP50": "0.50, all, 1500", "AP75": "0.75, all, 1500",
-    "APvt": "0.50:0.95, very tiny 0-8 px, 1500", "APt": "0.50:0.95, tiny 8-16 px, 1500",
-    "APs": "0.50:0.95, small 16-32 px, 1500", "APm": "0.50:0.95, medium > 32 px, 1500",
-    "AR100": "0.50:0.95, all, 100", "AR300": "0.50:0.95, all, 300", "AR1500": "0.50:0.95, all, 1500",
-    "ARvt": "0.50:0.95, very tiny, 1500", "ARt": "0.50:0.95, tiny, 1500",
-    "ARs": "0.50:0.95, small, 1500", "ARm": "0.50:0.95, medium, 1500",
-}  # fmt: skip
 
 
 def _figure(value: float) -> str:
@@ -443,7 +433,7 @@ def eval_command(
     from rich.console import Console
     from rich.table import Table
 
-    from hsfpn.aitod_eval import PER_CLASS_KEYS, REPORT_KEYS, evaluate_files
+    from hsfpn.aitod_eval import FIGURES, PER_CLASS_KEYS, evaluate_files
 
     with domain_errors():
         report = evaluate_files(ann, dets, out=out)
@@ -452,8 +442,8 @@ def eval_command(
     summary.add_column("figure")
     summary.add_column("value", justify="right")
     summary.add_column("slice: IoU, area, max detections")
-    for key in REPORT_KEYS:
-        summary.add_row(key, _figure(report[key]), _EVAL_SLICES[key])
+    for figure in FIGURES:
+        summary.add_row(figure.key, _figure(report[figure.key]), figure.describe())
     console.print(summary)
     per_class = Table(title="per class (max_dets 1500)")
     per_class.add_column("class")
@@ -467,7 +457,7 @@ def eval_command(
 
 
 # ---------------------------------------------------------------------------------------------
-# hsfpn-repro: table1 / table2 / table3 / table4 runners (issue 6)
+# hsfpn-repro: table1 / table2 / table3 / table4 runners
 # ---------------------------------------------------------------------------------------------
 
 _TABLE_HELP = {

@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -29,20 +28,70 @@ from typing import Any
 
 import numpy as np
 
-from dotamini10.write import atomic_write_text
+from dotamini10.io import read_json as _read_json_file
+from dotamini10.io import write_json
 
 from .errors import HSFPNError
 
 logger = logging.getLogger(__name__)
 
-#: The reported figures, in the order of the report and of the printed table.
-REPORT_KEYS: tuple[str, ...] = (
-    "AP", "AP50", "AP75", "APvt", "APt", "APs", "APm",
-    "AR100", "AR300", "AR1500", "ARvt", "ARt", "ARs", "ARm",
-)  # fmt: skip
+@dataclass(frozen=True)
+class Figure:
+    """One reported figure: which slice of the accumulated precision or recall it averages.
 
-#: Per-class figures (precision only, as MMDetection's classwise table).
-PER_CLASS_KEYS: tuple[str, ...] = ("AP", "AP50", "AP75", "APvt", "APt", "APs", "APm")
+    Args:
+        key: The report key (``"AP50"``).
+        ap: True for precision (AP), False for recall (AR).
+        area: The area-range label (see :class:`AITODParams`).
+        max_dets: The detections per image; ``None`` for the largest the parameters have (1500 in AI-TOD's).
+        iou: One IoU threshold; ``None`` averages over all of them (0.50:0.95).
+        per_class: Reported per category too.
+    """
+
+    key: str
+    ap: bool
+    area: str
+    max_dets: int | None = None
+    iou: float | None = None
+    per_class: bool = False
+
+    def describe(self) -> str:
+        """The slice in words: ``"0.50, all, 1500"``."""
+        iou = "0.50:0.95" if self.iou is None else f"{self.iou:.2f}"
+        return f"{iou}, {AREA_NAMES.get(self.area, self.area)}, {self.max_dets or 1500}"
+
+
+#: Human names of AI-TOD's area ranges, for tables.
+AREA_NAMES: dict[str, str] = {
+    "all": "all", "verytiny": "very tiny 0-8 px", "tiny": "tiny 8-16 px", "small": "small 16-32 px",
+    "medium": "medium > 32 px",
+}  # fmt: skip
+
+#: Every reported figure, in the order of the report and of the printed table: the one definition behind
+#: :meth:`AITODEval.summarize`, :meth:`AITODEval.per_class` and the command line's table. Per-class figures
+#: are precision only, as MMDetection's classwise table.
+FIGURES: tuple[Figure, ...] = (
+    Figure("AP", True, "all", per_class=True),
+    Figure("AP50", True, "all", iou=0.5, per_class=True),
+    Figure("AP75", True, "all", iou=0.75, per_class=True),
+    Figure("APvt", True, "verytiny", per_class=True),
+    Figure("APt", True, "tiny", per_class=True),
+    Figure("APs", True, "small", per_class=True),
+    Figure("APm", True, "medium", per_class=True),
+    Figure("AR100", False, "all", max_dets=100),
+    Figure("AR300", False, "all", max_dets=300),
+    Figure("AR1500", False, "all", max_dets=1500),
+    Figure("ARvt", False, "verytiny"),
+    Figure("ARt", False, "tiny"),
+    Figure("ARs", False, "small"),
+    Figure("ARm", False, "medium"),
+)
+
+#: The reported figures' keys, in order.
+REPORT_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES)
+
+#: The per-class figures' keys, in order.
+PER_CLASS_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES if f.per_class)
 
 #: pycocotools guards its IoU thresholds with ``min(t, 1 - 1e-10)`` so that a threshold of 1 can still match.
 _IOU_CAP = 1 - 1e-10
@@ -123,30 +172,8 @@ class AITODParams:
 
 
 def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file, turning the usual failures into one-line :class:`AITODInputError` messages.
-
-    Args:
-        path: The file.
-        what: What the file holds, for messages ("ground truth", "detections").
-
-    Returns:
-        The decoded JSON value.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AITODInputError(f"{path}: {what} file not found") from None
-    except IsADirectoryError:
-        raise AITODInputError(f"{path}: {what} path is a directory, expected a JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AITODInputError(f"{path}: cannot read {what} file ({exc})") from None
-    if not text.strip():
-        raise AITODInputError(f"{path}: {what} file is empty")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AITODInputError(f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    """Read a JSON file; every usual failure is a one-line :class:`AITODInputError` naming the file."""
+    return _read_json_file(path, what=what, error=AITODInputError)
 
 
 def _column(entries: list, key: str, source: str, what: str) -> list:
@@ -829,34 +856,31 @@ class AITODEval:
 
     # -- summarize -----------------------------------------------------------------------------
 
-    def _slice(self, ap: bool, area: str, max_det: int, iou: float | None = None, cat: int | None = None) -> float:
+    def _value(self, figure: Figure, cat: int | None = None) -> float:
+        """The mean of the defined (> -1) entries of ``figure``'s slice; -1 when the parameters lack it."""
         p = self.params
-        if area not in p.area_labels or max_det not in p.max_dets:
+        max_det = figure.max_dets or (1500 if 1500 in p.max_dets else p.max_dets[-1])
+        if figure.area not in p.area_labels or max_det not in p.max_dets:
             return -1.0
-        a, m = p.area_labels.index(area), p.max_dets.index(max_det)
-        arr = self.precision if ap else self.recall
-        if iou is not None:
-            hits = np.flatnonzero(np.isclose(np.asarray(p.iou_thrs), iou, rtol=0, atol=1e-12))
+        a, m = p.area_labels.index(figure.area), p.max_dets.index(max_det)
+        arr = self.precision if figure.ap else self.recall
+        if figure.iou is not None:
+            hits = np.flatnonzero(np.isclose(np.asarray(p.iou_thrs), figure.iou, rtol=0, atol=1e-12))
             if not hits.size:
                 return -1.0
             arr = arr[hits]
-        if ap:
+        if figure.ap:
             sub = arr[:, :, :, a, m] if cat is None else arr[:, :, cat, a, m]
         else:
             sub = arr[:, :, a, m] if cat is None else arr[:, cat, a, m]
         return _mean_defined(sub)
 
     def summarize(self) -> dict[str, float]:
-        """The reported figures, as fractions in [0, 1] (-1 where undefined).
+        """The reported figures (:data:`FIGURES`), as fractions in [0, 1] (-1 where undefined).
 
-        Slices of ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M) averaged over their defined (> -1)
-        entries:
-
-        * ``AP``: all thresholds, area "all", max_dets 1500. ``AP50`` / ``AP75``: threshold 0.5 / 0.75 only.
-        * ``APvt``, ``APt``, ``APs``, ``APm``: all thresholds, area "verytiny" / "tiny" / "small" / "medium",
-          max_dets 1500.
-        * ``AR100``, ``AR300``, ``AR1500``: recall, all thresholds, area "all", max_dets 100 / 300 / 1500.
-        * ``ARvt``, ``ARt``, ``ARs``, ``ARm``: recall, all thresholds, per area, max_dets 1500.
+        Each is a slice of ``precision`` (T, R, K, A, M) or ``recall`` (T, K, A, M) averaged over its defined
+        (> -1) entries: AP and AR over all thresholds unless the figure names one (AP50, AP75), at max_dets
+        1500 unless it names another (AR100, AR300), for its area range.
 
         (pycocotools' own ``summarize()`` reads AP at max_dets 100 and cannot be used with these parameters.)
 
@@ -868,17 +892,7 @@ class AITODEval:
         """
         if self.precision is None or self.recall is None:
             raise AITODStateError("summarize() needs accumulate() first")
-        top = self.params.max_dets[-1] if 1500 not in self.params.max_dets else 1500
-        sizes = {"vt": "verytiny", "t": "tiny", "s": "small", "m": "medium"}
-        stats = {
-            "AP": self._slice(True, "all", top),
-            "AP50": self._slice(True, "all", top, iou=0.5),
-            "AP75": self._slice(True, "all", top, iou=0.75),
-        }
-        stats.update({f"AP{k}": self._slice(True, v, top) for k, v in sizes.items()})
-        stats.update({f"AR{m}": self._slice(False, "all", m) for m in (100, 300, 1500)})
-        stats.update({f"AR{k}": self._slice(False, v, top) for k, v in sizes.items()})
-        self._stats = {key: stats[key] for key in REPORT_KEYS}
+        self._stats = {figure.key: self._value(figure) for figure in FIGURES}
         self.log("summarize: " + ", ".join(f"{k}={v:.4f}" for k, v in self._stats.items()))
         return dict(self._stats)
 
@@ -903,20 +917,11 @@ class AITODEval:
         """
         if self.precision is None:
             raise AITODStateError("per_class() needs accumulate() first")
-        top = self.params.max_dets[-1] if 1500 not in self.params.max_dets else 1500
         names = self.gt.cat_names
         out: dict[str, dict[str, float]] = {}
         for k, (cat_id, name) in enumerate(zip(self.gt.cat_ids, names, strict=True)):
             key = name if names.count(name) == 1 else f"{name} (id {int(cat_id)})"
-            out[key] = {
-                "AP": self._slice(True, "all", top, cat=k),
-                "AP50": self._slice(True, "all", top, iou=0.5, cat=k),
-                "AP75": self._slice(True, "all", top, iou=0.75, cat=k),
-                "APvt": self._slice(True, "verytiny", top, cat=k),
-                "APt": self._slice(True, "tiny", top, cat=k),
-                "APs": self._slice(True, "small", top, cat=k),
-                "APm": self._slice(True, "medium", top, cat=k),
-            }
+            out[key] = {figure.key: self._value(figure, cat=k) for figure in FIGURES if figure.per_class}
         return out
 
     def run(self) -> dict[str, float]:
@@ -936,16 +941,9 @@ class AITODEval:
 # ---------------------------------------------------------------------------------------------
 
 
-def write_json(obj: Any, path: Path, *, indent: int | None = None) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename), so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
-
-
 def write_report(report: dict[str, Any], path: Path) -> None:
     """Write a report as indented JSON, atomically."""
-    write_json(report, path, indent=2)
+    write_json(path, report, indent=2)
 
 
 def evaluate_files(

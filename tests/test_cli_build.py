@@ -1,4 +1,4 @@
-"""Tests of the ``hsfpn-data build-dotamini10`` command (cli.py, issue 3 section)."""
+"""Tests of the ``hsfpn-data build-dotamini10`` command."""
 
 from __future__ import annotations
 
