@@ -5,12 +5,13 @@ Importing the package itself is light: ``import hsfpn.nn`` needs only torch and 
 numpy. The MMDetection components are registered by :mod:`hsfpn.mmdet`, which configs name in
 ``custom_imports``. Configs that name ``'hsfpn'`` itself keep working:
 
-- when MMEngine is already imported (as it is while its config loader runs ``custom_imports``), importing
-  ``hsfpn`` imports :mod:`hsfpn.mmdet` at once;
+- when MMEngine is already imported (as it is while its config loader runs ``custom_imports``) and MMDetection
+  is installed, importing ``hsfpn`` imports :mod:`hsfpn.mmdet` at once;
 - otherwise ``hsfpn`` stays light and registers the components as soon as ``mmdet.models`` is imported, which
-  MMDetection's registry does before it looks a name up. So a program that imported ``hsfpn.aitod_eval`` (or
-  ``hsfpn.nn``) first, and later loads a config whose ``custom_imports`` re-imports the already imported
-  ``hsfpn``, still finds ``HSFPN`` and ``AITODMetric``.
+  MMDetection's model registry does before it looks a name up. So a program that imported ``hsfpn.aitod_eval``
+  (or ``hsfpn.nn``) first, and later loads a config whose ``custom_imports`` re-imports the already imported
+  ``hsfpn``, still finds ``HSFPN`` once it builds a model. (A program that only builds an evaluator that way
+  should name ``hsfpn.mmdet``.)
 
 ``hsfpn.HSFPN``, ``hsfpn.AITODMetric`` and ``hsfpn.assigners`` are loaded (and registered) on first access.
 """
@@ -23,7 +24,8 @@ import importlib.util
 import sys
 from typing import Any
 
-_REGISTRATION = "hsfpn.mmdet"
+# What hsfpn.mmdet imports: each of these modules registers its classes when it is imported.
+_COMPONENTS = ("hsfpn.assigners", "hsfpn.metric", "hsfpn.neck")
 # The module whose import triggers registration in a light process: every registry look-up of MMDetection
 # imports it first (Registry.import_from_location), and once it has run, MMDetection's necks and task modules
 # are importable without a circular import.
@@ -43,8 +45,11 @@ def __getattr__(name: str) -> Any:
 
 
 def _register() -> None:
-    if _REGISTRATION not in sys.modules:
-        importlib.import_module(_REGISTRATION)
+    for name in _COMPONENTS:
+        # One that is in sys.modules is imported or being imported (it is what imported mmdet.models): it
+        # registers its classes when it finishes; importing it again here would see it half-initialised.
+        if name not in sys.modules:
+            importlib.import_module(name)
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -80,7 +85,14 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         _register()
 
 
-if "mmengine" in sys.modules:
+def _mmdet_installed() -> bool:
+    try:
+        return importlib.util.find_spec("mmdet") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+if _TRIGGER in sys.modules or ("mmengine" in sys.modules and _mmdet_installed()):
     _register()
-elif _TRIGGER not in sys.modules and importlib.util.find_spec("mmdet") is not None:
+else:
     sys.meta_path.insert(0, _RegisterAfterImport())
