@@ -330,3 +330,24 @@ def test_top_down_sum_runs_after_sdp_on_the_sdp_outputs():
             lat[i - 1] = lat[i - 1] + F.interpolate(lat[i], size=lat[i - 1].shape[2:], mode="nearest")
         expected = [conv(t) for conv, t in zip(neck.fpn_convs, lat)]
         assert all(torch.equal(a, b) for a, b in zip(neck(x), expected))
+
+
+def test_readme_example_runs_and_prints_p2_to_p6(capsys):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Use HS-FPN in your own model", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    shapes = [(1, 256, 80 >> i, 80 >> i) for i in range(5)]
+    assert [tuple(p.shape) for p in namespace["p2_to_p6"]] == shapes
+    assert capsys.readouterr().out.strip() == str(shapes)
+
+
+def test_old_module_paths_name_the_same_objects():
+    import hsfpn.dct
+    import hsfpn.hfp
+    import hsfpn.sdp
+
+    assert hsfpn.dct.DCTHighPass is hnn.DCTHighPass and hsfpn.dct.dct_basis is hnn.dct_basis
+    assert hsfpn.hfp.HFP is hnn.HFP and hsfpn.hfp.ChannelPath is hnn.ChannelPath
+    assert hsfpn.sdp.SDP is hnn.SDP and hsfpn.sdp.block_spans is hnn.block_spans

@@ -1,4 +1,4 @@
-"""Tests of hsfpn.sdp: block cross-attention and the SDP module."""
+"""Tests of hsfpn.nn.sdp: block cross-attention and the SDP module."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsfpn.sdp import SDP, BlockCrossAttention, block_spans
+from hsfpn.nn.sdp import SDP, BlockCrossAttention, block_spans
 
 
 def loop_attention(q, k, v, block):
