@@ -38,6 +38,7 @@ class ConvActNorm(nn.Module):
         - Output: ``(N, out_channels, H_out, W_out)`` with ``H_out = (H + 2 * padding - kernel_size) // stride + 1``.
 
     Example:
+        >>> import torch
         >>> block = ConvActNorm(64, 64, 3, padding=1, norm_groups=32)
         >>> block(torch.randn(2, 64, 10, 10)).shape
         torch.Size([2, 64, 10, 10])

@@ -280,6 +280,7 @@ class HSFPN(HSFPNStages, nn.Module):
 
     Example:
         >>> from collections import OrderedDict
+        >>> import torch
         >>> neck = HSFPN([64, 128, 256, 512], 64, num_outs=5)
         >>> feats = OrderedDict((str(i), torch.rand(1, c, 160 >> i, 160 >> i))
         ...                     for i, c in enumerate([64, 128, 256, 512]))
