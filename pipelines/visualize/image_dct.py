@@ -95,4 +95,6 @@ def high_pass(x: np.ndarray, alpha: float) -> np.ndarray:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     x = np.asarray(x, dtype=np.float64)
     k_h, k_w = cutoffs(*x.shape[-2:], alpha)
+    if (k_h, k_w) == x.shape[-2:]:
+        return np.zeros_like(x)  # exactly, as DCTHighPass: the whole spectrum is removed
     return x - low_corner(x, k_h, k_w)
