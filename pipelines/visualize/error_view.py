@@ -215,20 +215,21 @@ def _file_name(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def match_detections(scenes: Scenes, source: Path, label: str, options: ErrorViewOptions) -> DetectorErrors:
-    """Match one detections file against the ground truth with the AI-TOD evaluator.
+def match_detections(scenes: Scenes, every: Detections, label: str, source: Path,
+                     options: ErrorViewOptions) -> DetectorErrors:  # fmt: skip
+    """Match one detector's detections against the ground truth with the AI-TOD evaluator.
 
     Args:
         scenes: The ground truth.
-        source: COCO results JSON (see :meth:`hsfpn.aitod_eval.Detections.from_coco`).
+        every: All detections of the file (validated against ``scenes.gt``).
         label: The detector's name.
+        source: The detections file, for the summary.
         options: IoU threshold, score threshold and area range.
 
     Returns:
         The matching per area label and the per-image counts.
     """
     gt = scenes.gt
-    every = Detections.from_file(source, gt)
     keep = every.scores >= options.score
     kept = Detections(image=every.image[keep], category=every.category[keep], boxes=every.boxes[keep],
                       scores=every.scores[keep])  # fmt: skip
@@ -566,7 +567,8 @@ def render_error_views(
     if len(labels) != len(dets) or len(set(labels)) != len(labels):
         raise VisualizeError(f"--labels: need {len(dets)} distinct names, got {', '.join(labels)}")
     scenes = load_scenes(ann)
-    detectors = [match_detections(scenes, Path(p), label, options) for p, label in zip(dets, labels, strict=True)]
+    detectors = [match_detections(scenes, Detections.from_file(Path(p), scenes.gt), label, Path(p), options)
+                 for p, label in zip(dets, labels, strict=True)]  # fmt: skip
     ranking = rank_images(detectors, options.area, scenes.gt.img_ids)
     figures, problems = _draw_figures(scenes, detectors, ranking, Path(images_dir), Path(out_dir), options, progress)
     header, rows = count_rows(scenes, detectors, ranking, options.area, {i: p.name for i, p in figures.items()})
