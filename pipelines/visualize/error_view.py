@@ -357,6 +357,8 @@ def _shows(crop: Crop, cx: float, cy: float, extent: float) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 _BLOCK_IN = 6.0  # width of one detector's block, inches
+_GAP_IN = 0.6  # between blocks (room for the second block's tick labels)
+_LEFT_IN = 0.5  # room for the first block's tick labels
 _CROP_COLS = 4
 
 
@@ -378,13 +380,15 @@ def render_image_errors(rgb: np.ndarray, title: str, panels: Sequence[Panel], cr
     crop_rows = math.ceil(len(crops) / _CROP_COLS)
     crop_in = _BLOCK_IN / _CROP_COLS
     overview_in = min(max(_BLOCK_IN * height / width, 2.0), 7.5)
-    top_in, title_in = 1.2, 0.3
+    # One block is too narrow for the legend on one line: two lines then.
+    legend_cols = 4 if len(panels) > 1 else 2
+    top_in, title_in = (1.2 if legend_cols == 4 else 1.4), 0.3
     fig_h = top_in + overview_in + title_in + crop_rows * (crop_in + 0.2) + 0.25
-    fig_w = len(panels) * _BLOCK_IN + (len(panels) - 1) * 0.4 + 0.5
+    fig_w = _LEFT_IN + len(panels) * _BLOCK_IN + (len(panels) - 1) * _GAP_IN + 0.25
     figure = new_figure(fig_w, fig_h)
     small = downscale(rgb, options.overview_side)
     for b, panel in enumerate(panels):
-        left_in = 0.25 + b * (_BLOCK_IN + 0.4)
+        left_in = _LEFT_IN + b * (_BLOCK_IN + _GAP_IN)
         top = fig_h - top_in
         ax = figure.add_axes(_rect(left_in, top - overview_in, _BLOCK_IN, overview_in, fig_w, fig_h))
         ax.imshow(small, extent=(0, width, height, 0), interpolation="antialiased")
@@ -402,7 +406,7 @@ def render_image_errors(rgb: np.ndarray, title: str, panels: Sequence[Panel], cr
             _draw_crop(cax, rgb, crop, panel, i + 1)
     figure.suptitle(title, fontsize=11, y=1 - 0.12 / fig_h, va="top")
     figure.text(0.5, 1 - 0.38 / fig_h, _subtitle(options), ha="center", va="top", fontsize=9)
-    _legend(figure, 1 - 0.58 / fig_h)
+    _legend(figure, 1 - 0.58 / fig_h, legend_cols)
     return figure
 
 
@@ -415,14 +419,15 @@ def _subtitle(options: ErrorViewOptions) -> str:
             f"{AREA_NAMES.get(options.area, options.area)}; numbered squares are zoomed below")  # fmt: skip
 
 
-def _legend(figure: Any, y: float) -> None:
+def _legend(figure: Any, y: float, columns: int) -> None:
     from matplotlib.lines import Line2D
 
     names = {BoxKind.TP: "TP (detection)", BoxKind.FP: "FP (detection)", BoxKind.FN: "FN (missed object)",
              BoxKind.IGNORED: "ignored (crowd, outside area range)"}  # fmt: skip
     handles = [Line2D([], [], color=BOX_COLORS[k], linewidth=2, linestyle="--" if k == BoxKind.IGNORED else "-",
                       label=names[k]) for k in BoxKind]  # fmt: skip
-    figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=4, fontsize=8, frameon=False)
+    figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=columns, fontsize=8,
+                  frameon=False, borderaxespad=0.0, handletextpad=0.5, labelspacing=0.3)
 
 
 def _rectangles(boxes: np.ndarray) -> np.ndarray:
