@@ -504,7 +504,8 @@ def render_totals(detectors: Sequence[DetectorErrors], options: ErrorViewOptions
         ax.set_title(name, fontsize=10, color=color)
         ax.set_ylabel("count")
         ax.legend(fontsize=8)
-    figure.suptitle(f"Errors on {n_images:,} images: IoU >= {options.iou:g}, score >= {options.score:g} "
+    figure.suptitle(f"Errors on {n_images:,} image{'' if n_images == 1 else 's'}: IoU >= {options.iou:g}, "
+                    f"score >= {options.score:g} "
                     f"(buckets: evaluator's matching per area range)", fontsize=10)  # fmt: skip
     figure.tight_layout()
     return figure
