@@ -597,7 +597,11 @@ def _draw_figures(scenes: Scenes, detectors: Sequence[DetectorErrors], ranking: 
     """Figures of the first ``max_images`` ranked images that have something to show; problems of the others."""
     figures: dict[int, Path] = {}
     problems: list[str] = []
-    shown = [i for i in ranking.tolist() if _has_boxes(scenes, detectors, i)][: options.max_images]
+    n_images = len(scenes.gt.img_ids)
+    boxes = np.bincount(scenes.gt.image, minlength=n_images)
+    for d in detectors:
+        boxes = boxes + np.bincount(d.detections.image, minlength=n_images)
+    shown = [i for i in ranking.tolist() if boxes[i]][: options.max_images]
     for done, i in enumerate(shown, start=1):
         name = scenes.file_names[i]
         image_id = int(scenes.gt.img_ids[i])
@@ -614,10 +618,6 @@ def _draw_figures(scenes: Scenes, detectors: Sequence[DetectorErrors], ranking: 
         if progress is not None:
             progress(done, len(shown))
     return figures, problems
-
-
-def _has_boxes(scenes: Scenes, detectors: Sequence[DetectorErrors], i: int) -> bool:
-    return bool((scenes.gt.image == i).any() or any((d.detections.image == i).any() for d in detectors))
 
 
 def _draw_one(scenes: Scenes, detectors: Sequence[DetectorErrors], i: int, rgb: np.ndarray, rank: int,
