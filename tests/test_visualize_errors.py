@@ -140,7 +140,8 @@ def test_a_5px_object_is_visible_in_a_large_scene(tmp_path: Path):
     # 2,000 px scene: on the overview (600 px wide) the object is 1.5 px; its crop (48 px shown 144 px wide)
     # draws it 15 px wide, a red outline of about 4 x 15 x 2 px.
     write_scene(tmp_path / "images", "big.png", (2000, 2000))
-    (tmp_path / "gt.json").write_text(json.dumps(coco([(1, "big.png")], [{"bbox": [1400, 700, 5, 5]}])), encoding="utf-8")
+    gt = coco([(1, "big.png")], [{"bbox": [1400, 700, 5, 5]}])
+    (tmp_path / "gt.json").write_text(json.dumps(gt), encoding="utf-8")
     (tmp_path / "dets.json").write_text("[]", encoding="utf-8")
     result = render_error_views(tmp_path / "gt.json", [tmp_path / "dets.json"], tmp_path / "images", tmp_path / "out")
     red = colour_pixels(png_pixels(result.figures[0]), FN_COLOR)

@@ -348,7 +348,9 @@ def choose_crops(candidates: np.ndarray, width: int, height: int, max_crops: int
 def _shows(crop: Crop, cx: float, cy: float, extent: float) -> bool:
     """Whether ``crop`` already shows an object centred at ``(cx, cy)`` well inside it and at a useful zoom."""
     margin = crop.side / 6
-    inside = crop.x0 + margin <= cx <= crop.x0 + crop.side - margin and crop.y0 + margin <= cy <= crop.y0 + crop.side - margin
+    lo_x, hi_x = crop.x0 + margin, crop.x0 + crop.side - margin
+    lo_y, hi_y = crop.y0 + margin, crop.y0 + crop.side - margin
+    inside = lo_x <= cx <= hi_x and lo_y <= cy <= hi_y
     return inside and extent <= crop.side / 2
 
 
@@ -481,8 +483,9 @@ def _scale_bar(ax: Any, crop: Crop) -> None:
     y = crop.y0 + crop.side * 0.92
     ax.plot([x, x + length], [y, y], color="white", linewidth=2.5, solid_capstyle="butt")
     ax.plot([x, x + length], [y, y], color="black", linewidth=1.0, solid_capstyle="butt")
+    box = dict(boxstyle="square,pad=0.05", facecolor="black", alpha=0.5, edgecolor="none")
     ax.text(x + length / 2, y - crop.side * 0.03, f"{length} px", color="white", fontsize=6, ha="center",
-            va="bottom", bbox=dict(boxstyle="square,pad=0.05", facecolor="black", alpha=0.5, edgecolor="none"))  # fmt: skip
+            va="bottom", bbox=box)
 
 
 def render_totals(detectors: Sequence[DetectorErrors], options: ErrorViewOptions, n_images: int) -> Any:

@@ -102,8 +102,9 @@ def image_responses(rgb: np.ndarray, alphas: Sequence[float]) -> tuple[FeatureMa
     maps = []
     for alpha in alphas:
         response = high_pass(gray, alpha)
-        maps.append(FeatureMap(_alpha_name(alpha, height, width), np.abs(response), 1,
-                               float(np.abs(response).mean()), float(np.sum(response * response)) / energy))  # fmt: skip
+        share = float(np.sum(response * response)) / energy
+        maps.append(FeatureMap(_alpha_name(alpha, height, width), np.abs(response), 1, float(np.abs(response).mean()),
+                               share))
     return FeatureMap("gray image", gray, 1, float(np.abs(gray).mean())), maps
 
 
@@ -351,8 +352,9 @@ def render_frequencies(
                     "(pass --config and --checkpoint for Figure 8's F2)")  # fmt: skip
         figure = save_png(render_maps(rgb, maps, title, subtitle), out_dir / "frequencies.png")
         numbers = out_dir / "frequencies.json"
-        write_json(numbers, {"source": "image", "image": str(image), "input_size": list(rgb.shape[:2]),
-                             "alphas": list(alphas), "maps": [m.numbers() for m in [gray, *maps]]}, indent=2)  # fmt: skip
+        record = {"source": "image", "image": str(image), "input_size": list(rgb.shape[:2]), "alphas": list(alphas),
+                  "maps": [m.numbers() for m in [gray, *maps]]}  # fmt: skip
+        write_json(numbers, record, indent=2)
         return FrequencyResult((figure,), (numbers,), "image")
     model = build_model(config, neck)
     load_weights(model, Path(checkpoint))

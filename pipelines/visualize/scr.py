@@ -334,7 +334,9 @@ class _Measured:
 
     keys: list[tuple[str, int, str, float, int, int]] = field(default_factory=list)
     stats: list[np.ndarray] = field(default_factory=list)  # (K, 4) scr, mu_t, mu_b, sigma_b
-    example: list[np.ndarray] = field(default_factory=list)  # (K, B, B) filtered background squares
+    # The image file of each object: the figure's example is filtered again from it (keeping every object's
+    # filtered squares would take K x 51 kB per object).
+    images: list[Path] = field(default_factory=list)
 
 
 def analyze_scr(
@@ -388,23 +390,23 @@ def analyze_scr(
             objects = select_objects(pair.label, size, wanted, geometry, max_size, ranges[-1])
             object_rows += _object_rows(objects)
             if ObjectFate.MEASURED in objects.fates:
-                _measure_image(read_rgb(pair.image), objects, ranges, geometry, measured)
+                _measure_image(pair.image, objects, ranges, geometry, measured)
         if progress is not None:
             progress(done, len(pairs))
     return _write_outputs(Path(out_dir), measured, object_rows, ranges, geometry, max_size, problems,
                           len([p for p in pairs if p.image is not None and p.label is not None]))  # fmt: skip
 
 
-def _measure_image(rgb: np.ndarray, objects: ImageObjects, ranges: Sequence[int], geometry: SCRGeometry,
+def _measure_image(image: Path, objects: ImageObjects, ranges: Sequence[int], geometry: SCRGeometry,
                    measured: _Measured) -> None:  # fmt: skip
     rows = [i for i, fate in enumerate(objects.fates) if fate is ObjectFate.MEASURED]
-    squares = filtered_neighbourhoods(to_gray(rgb), objects.centres[rows], ranges, geometry)
+    squares = filtered_neighbourhoods(to_gray(read_rgb(image)), objects.centres[rows], ranges, geometry)
     stats = np.stack(region_stats(squares, geometry.target), axis=-1)  # (N, K, 4)
     for n, i in enumerate(rows):
         measured.keys.append((objects.image, int(objects.lines[i]), objects.categories[i], float(objects.sizes[i]),
                               int(objects.centres[i, 0]), int(objects.centres[i, 1])))  # fmt: skip
         measured.stats.append(stats[n])
-        measured.example.append(squares[n])
+        measured.images.append(image)
 
 
 def _object_rows(objects: ImageObjects) -> list[list[Any]]:
@@ -438,7 +440,7 @@ def _write_outputs(out_dir: Path, measured: _Measured, object_rows: list[list[An
     }  # fmt: skip
     write_json(out_dir / "scr_summary.json", summary, indent=2)
     example = _typical_object(scr, curves)
-    figure = render_scr(curves, verdict, geometry, images, measured, example)
+    figure = render_scr(curves, verdict, geometry, images, measured, example, ranges)
     png = save_png(figure, out_dir / "scr.png")
     return SCRResult(scr_csv, objects_csv, out_dir / "scr_summary.json", png, curves, verdict, fates, images,
                      tuple(problems))  # fmt: skip
@@ -462,7 +464,7 @@ def _typical_object(scr: np.ndarray, curves: Sequence[SCRCurve]) -> int | None:
 
 
 def render_scr(curves: Sequence[SCRCurve], verdict: ClaimVerdict, geometry: SCRGeometry, images: int,
-               measured: _Measured, example: int | None) -> Any:  # fmt: skip
+               measured: _Measured, example: int | None, ranges: Sequence[int]) -> Any:  # fmt: skip
     """Median and quartiles of the SCR per ``k`` (left) and one typical object filtered at each ``k`` (right)."""
     n_k = len(curves)
     figure = new_figure(max(11.0, 4.8 + 1.6 * n_k), 4.4)
@@ -487,14 +489,14 @@ def render_scr(curves: Sequence[SCRCurve], verdict: ClaimVerdict, geometry: SCRG
     n_objects = max((c.defined for c in curves), default=0)
     ax.set_title(f"{n_objects:,} tiny objects in {images} image(s)", fontsize=10)
     if example is not None:
-        _draw_example(figure, grid, measured, example, curves, geometry)
+        _draw_example(figure, grid, measured, example, curves, geometry, ranges)
     word = "holds" if verdict.holds else "does not hold"
     figure.suptitle(f"SCR of tiny objects as low frequencies are filtered out (paper Fig. 1): the claim "
                     f"'first rises, then falls' {word} here", fontsize=11, y=0.98)  # fmt: skip
     figure.text(0.5, 0.9, f"target {geometry.target} x {geometry.target} px, background ring to "
                 f"{geometry.background} x {geometry.background} px, DCT over a {geometry.window} x "
-                f"{geometry.window} px local window (image side if smaller); {verdict.objects_rise_fall} of {verdict.objects} objects "
-                "rise then fall individually", ha="center", fontsize=8.5)  # fmt: skip
+                f"{geometry.window} px local window (image side if smaller); {verdict.objects_rise_fall} of "
+                f"{verdict.objects} objects rise then fall individually", ha="center", fontsize=8.5)  # fmt: skip
     return figure
 
 
@@ -503,11 +505,13 @@ def _k_label(k: int) -> str:
 
 
 def _draw_example(figure: Any, grid: Any, measured: _Measured, example: int, curves: Sequence[SCRCurve],
-                  geometry: SCRGeometry) -> None:  # fmt: skip
+                  geometry: SCRGeometry, ranges: Sequence[int]) -> None:  # fmt: skip
     from matplotlib.patches import Rectangle
 
-    image, line, category, size, _, _ = measured.keys[example]
-    squares, stats = measured.example[example], measured.stats[example]
+    image, line, category, size, cx, cy = measured.keys[example]
+    gray = to_gray(read_rgb(measured.images[example]))
+    squares = filtered_neighbourhoods(gray, np.array([[cx, cy]]), ranges, geometry)[0]
+    stats = measured.stats[example]
     lo = (geometry.background - geometry.target) / 2
     for j, curve in enumerate(curves):
         ax = figure.add_subplot(grid[0, 1 + j])
