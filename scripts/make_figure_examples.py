@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "tests" / "data" / "dota_sample"
+# Relative to the repository (the script runs there), so the committed JSON names no machine's folders.
+SAMPLE = Path("tests") / "data" / "dota_sample"
 
 
 def simulated_case(work: Path, seed: int = 0) -> tuple[Path, list[Path]]:
@@ -100,6 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "data_cards" / "figures")
     args = parser.parse_args()
+    args.out = args.out.resolve()
+    os.chdir(REPO)
     from pipelines.visualize.error_view import render_error_views
     from pipelines.visualize.frequencies import render_frequencies
     from pipelines.visualize.scr import analyze_scr
