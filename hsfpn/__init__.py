@@ -19,8 +19,6 @@ numpy. The MMDetection components are registered by :mod:`hsfpn.mmdet`, which co
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
 from typing import Any
 
@@ -52,11 +50,15 @@ def _register() -> None:
             importlib.import_module(name)
 
 
-class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``mmdet.models`` with the other finders, loads it with their loader, then registers HS-FPN (once)."""
+class _RegisterAfterImport:
+    """Finds ``mmdet.models`` with the other finders, loads it with their loader, then registers HS-FPN (once).
+
+    A meta-path finder and loader by protocol (subclassing ``importlib.abc``'s would import
+    ``importlib.resources``, tens of milliseconds of every light start-up).
+    """
 
     def __init__(self) -> None:
-        self._loader: importlib.abc.Loader | None = None
+        self._loader: Any = None
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname != _TRIGGER or self._loader is not None:
@@ -73,7 +75,7 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return spec
 
     def create_module(self, spec: Any) -> Any:
-        return self._loader.create_module(spec)  # type: ignore[union-attr]
+        return self._loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
         loader = self._loader
@@ -81,11 +83,13 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__loader__ = module.__spec__.loader = loader
         if self in sys.meta_path:
             sys.meta_path.remove(self)
-        loader.exec_module(module)  # type: ignore[union-attr]
+        loader.exec_module(module)
         _register()
 
 
 def _mmdet_installed() -> bool:
+    import importlib.util
+
     try:
         return importlib.util.find_spec("mmdet") is not None
     except (ImportError, ValueError):
