@@ -152,15 +152,17 @@ class HSFPNStages:
         Returns:
             list[Tensor]: Maps of the same shapes, ready for FPN's top-down sum.
         """
+        # One list, updated in place: a map nothing reads any more (a level's lateral map once HFP has run, its
+        # HFP output once SDP has) is freed at once instead of living to the end of the neck.
         if self.hfps is not None:
             laterals = [hfp(lat) for hfp, lat in zip(self.hfps, laterals)]
-        if self.sdps is None:
-            return list(laterals)
-        block = (laterals[-1].shape[-2], laterals[-1].shape[-1])
-        out = list(laterals)
-        for i in range(len(out) - 2, -1, -1):
-            out[i] = self.sdps[i](out[i], out[i + 1], block)
-        return out
+        else:
+            laterals = list(laterals)
+        if self.sdps is not None:
+            block = (laterals[-1].shape[-2], laterals[-1].shape[-1])
+            for i in range(len(laterals) - 2, -1, -1):
+                laterals[i] = self.sdps[i](laterals[i], laterals[i + 1], block)
+        return laterals
 
     def pyramid(self, inputs: Sequence[Tensor]) -> list[Tensor]:
         """Lateral convs, HFP and SDP, FPN's top-down sum, output convs and extra levels.
@@ -176,15 +178,12 @@ class HSFPNStages:
         """
         if len(inputs) != len(self.in_channels):
             raise ValueError(f"HSFPN expects {len(self.in_channels)} input maps, got {len(inputs)}")
-        laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
-        laterals = self.perceive(laterals)
+        # Handed over without a name here, so that perceive() can free the lateral maps as it goes.
+        laterals = self.perceive([conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)])
         levels = len(laterals)
         for i in range(levels - 1, 0, -1):
-            if "scale_factor" in self.upsample_cfg:
-                up = F.interpolate(laterals[i], **self.upsample_cfg)
-            else:
-                up = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], **self.upsample_cfg)
-            laterals[i - 1] = laterals[i - 1] + up
+            # The upsampled map is a temporary of the sum (not held until the next level's is made).
+            laterals[i - 1] = laterals[i - 1] + self._upsample(laterals[i], laterals[i - 1])
         outs = [self.fpn_convs[i](laterals[i]) for i in range(levels)]
         if self.num_outs > levels:
             if not self.add_extra_convs:
@@ -202,6 +201,12 @@ class HSFPNStages:
                     last = F.relu(outs[-1]) if self.relu_before_extra_convs else outs[-1]
                     outs.append(self.fpn_convs[i](last))
         return outs
+
+    def _upsample(self, top: Tensor, below: Tensor) -> Tensor:
+        """FPN's top-down upsampling of ``top`` to ``below``'s size (or by ``upsample_cfg['scale_factor']``)."""
+        if "scale_factor" in self.upsample_cfg:
+            return F.interpolate(top, **self.upsample_cfg)
+        return F.interpolate(top, size=below.shape[2:], **self.upsample_cfg)
 
     def extra_macs(self, inputs: Sequence[Tensor]) -> int:
         """MACs of one forward that conv/linear hook counters miss (DCT products and attention matmuls).
