@@ -44,14 +44,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import shutil
-import sys
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -62,6 +59,7 @@ from . import worker as worker_module
 from .classes import AUGMENT_CLASSES, DOTAMINI10_CLASSES, check_class_list, detect_dota_version
 from .errors import DatasetError
 from .png import PNG_LEVELS
+from .pool import start_pool
 from .problems import Problem, ProblemLog, StrictModeError
 from .read import ImageProbeError, find_splits, outside_image, pair_files, probe_image, read_label_file
 from .scale import INTERPOLATIONS, check_scale_options, factor_tag, image_factors, scaled_size
@@ -75,11 +73,9 @@ from .worker import (
     SharedRows,
     UnitTask,
     create_shared,
-    init_worker,
     run_hash,
     run_prepare,
     run_unit,
-    warm_up,
 )
 from .io import atomic_write_text, json_text, jsonl_text, remove_temporaries, write_json
 from .write import coco_document, sha256_bytes, sha256_file
@@ -286,7 +282,7 @@ def build_dotamini10(
             return done
     work.mkdir(parents=True, exist_ok=True)
     # Worker processes start in the background while this process reads and plans.
-    pool = _start_pool(workers) if workers > 1 else None
+    pool = start_pool(workers) if workers > 1 else None
     try:
         return _build(out_dir, work, dota_root, options, seed, workers, resume, progress, started, pool)
     finally:
@@ -738,58 +734,6 @@ def _toolkit_version() -> str:
     from . import __version__
 
     return __version__
-
-
-# Libraries that keep native thread pools: a child forked after one of them ran a parallel loop can hang in
-# its first call (measured: OpenCV after a parallel resize). Their presence rules out a plain fork.
-_THREADED_LIBRARIES = ("cv2", "torch")
-
-
-def fork_is_safe() -> bool:
-    """Whether worker processes may be forked straight from this process.
-
-    Forking copies only the calling thread, with every lock as it was: it is safe on Linux while this process
-    runs no other Python thread and has not loaded a library that keeps a thread pool. The command line is
-    in that state when a build starts; a test session or a notebook usually is not.
-    """
-    return (
-        sys.platform.startswith("linux")
-        and threading.active_count() == 1
-        and not any(name in sys.modules for name in _THREADED_LIBRARIES)
-    )
-
-
-def _start_pool(workers: int) -> Future[ProcessPoolExecutor]:
-    """The worker pool, as a future.
-
-    Forked straight from this process when ``fork_is_safe()``: the workers then start in milliseconds with
-    every module already imported. Otherwise they come from a fork server (Linux) or are spawned, which takes
-    about as long as reading the labels (a new interpreter imports numpy and shapely), so a helper thread
-    starts them while this process reads.
-    """
-    if fork_is_safe():
-        started: Future[ProcessPoolExecutor] = Future()
-        started.set_result(_new_pool(workers, multiprocessing.get_context("fork")))
-        return started
-    if sys.platform.startswith("linux"):
-        # forkserver: workers fork from a clean server that imported numpy, shapely and the worker module once,
-        # and inherit no thread or lock of this process.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["dotamini10.worker", "shapely"])
-    else:
-        context = multiprocessing.get_context("spawn")
-    starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotamini10-pool-start")
-    try:
-        return starter.submit(_new_pool, workers, context)
-    finally:
-        starter.shutdown(wait=False)
-
-
-def _new_pool(workers: int, context: multiprocessing.context.BaseContext) -> ProcessPoolExecutor:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
-    for _ in range(workers):  # a process per submitted task until there are ``workers`` (with fork: all at once)
-        pool.submit(warm_up)
-    return pool
 
 
 @dataclass

@@ -400,24 +400,11 @@ def _decode_checked(
     return image
 
 
-def init_worker() -> None:
-    """Pool initializer: one OpenCV thread per worker process (the pool provides the parallelism)."""
-    # Through the variable OpenCV reads when it is first imported: a worker that never needs cv2 (unscaled
-    # images without augmented copies) does not pay for importing it.
-    os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
-    if "cv2" in sys.modules:
-        sys.modules["cv2"].setNumThreads(1)
-
-
 def run_hash(path: Path) -> tuple[str, float]:
     """sha256 of a source image and the seconds it took (run beside a ``PrepareTask``, off its critical path)."""
     start = time.perf_counter()
     digest = sha256_file(path)
     return digest, time.perf_counter() - start
-
-
-def warm_up() -> None:
-    """A task that does nothing: submitting it makes the pool start a worker process early."""
 
 
 def crop_window(image: np.ndarray, window: np.ndarray, *, pad_value: int = 0) -> np.ndarray:

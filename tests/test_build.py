@@ -286,7 +286,7 @@ def test_killed_build_resumes_to_identical_output(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked only on Linux")
 def test_fork_is_ruled_out_by_other_threads_and_threaded_libraries():
     def probe(setup: str) -> str:
-        code = f"{setup}; from dotamini10.build import fork_is_safe; print(fork_is_safe())"
+        code = f"{setup}; from dotamini10.pool import fork_is_safe; print(fork_is_safe())"
         return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
 
@@ -303,7 +303,7 @@ def test_workers_forked_from_a_clean_process_give_the_same_bytes(reference, rele
     out = tmp_path / "forked"
     script = (
         "import sys; from pathlib import Path; "
-        "from dotamini10.build import BuildOptions, build_dotamini10, fork_is_safe; "
+        "from dotamini10.build import BuildOptions, build_dotamini10; from dotamini10.pool import fork_is_safe; "
         "assert fork_is_safe(); "
         "s = build_dotamini10(Path(sys.argv[1]), dota_root=Path(sys.argv[2]), seed=5, workers=2, "
         "options=BuildOptions(crop_size=128, stride=96, scale_mode='fixed', scales=(1.0,))); "
