@@ -17,7 +17,8 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,16 @@ class UnitResult:
         )
 
 
+@contextmanager
+def timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Add the seconds the block takes to ``timings[key]`` (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] += time.perf_counter() - start
+
+
 class _ImageCache:
     """The current source image and one resized copy of it (at most two images per worker), or a memory map
     of a shared scaled image with the count of its rows decoded so far."""
@@ -183,41 +194,36 @@ class _ImageCache:
             if self.path != task.pixels_path:
                 # A memory map of the shared scaled image: pages are read on demand and shared by all workers.
                 self._forget()
-                start = time.perf_counter()
-                self.rows = SharedRows.open(task.pixels_path)
-                self.scaled = np.load(task.pixels_path, mmap_mode="r")
+                with timed(timings, "wait"):
+                    self.rows = SharedRows.open(task.pixels_path)
+                    self.scaled = np.load(task.pixels_path, mmap_mode="r")
                 self.scaled_size = tuple(task.scaled_size)
                 self.path = task.pixels_path
-                timings["wait"] += time.perf_counter() - start
             return self.scaled
         if self.path != task.image_path:
             # Drop the previous image before decoding the next one, so two sources never coexist.
             self._forget()
-            start = time.perf_counter()
-            try:
-                self.source = _decode_checked(task.image_path, task.image_size)
-            except ImageProbeError as exc:
-                self.error = exc
+            with timed(timings, "decode"):
+                try:
+                    self.source = _decode_checked(task.image_path, task.image_size)
+                except ImageProbeError as exc:
+                    self.error = exc
             self.path = task.image_path
-            timings["decode"] += time.perf_counter() - start
         if self.error is not None:
             raise self.error
         if self.scaled_size != tuple(task.scaled_size):
             self.scaled = None
-            start = time.perf_counter()
-            self.scaled = resize_image(self.source, task.scaled_size, interpolation=task.settings.interpolation)
+            with timed(timings, "resize"):
+                self.scaled = resize_image(self.source, task.scaled_size, interpolation=task.settings.interpolation)
             self.scaled_size = tuple(task.scaled_size)
-            timings["resize"] += time.perf_counter() - start
         return self.scaled
 
     def wait_rows(self, rows: int, timings: dict[str, float]) -> bool:
         """Block until the first ``rows`` rows of a shared image are decoded; False if its decoding failed."""
         if self.rows is None:
             return True
-        start = time.perf_counter()
-        ok = self.rows.wait(rows)
-        timings["wait"] += time.perf_counter() - start
-        return ok
+        with timed(timings, "wait"):
+            return self.rows.wait(rows)
 
     def _forget(self) -> None:
         if self.rows is not None:
@@ -357,22 +363,19 @@ def run_prepare(task: PrepareTask) -> PrepareResult:
     done = False
     try:
         if task.hash_input:
-            start = time.perf_counter()
-            result.input_sha256 = sha256_file(task.image_path)
-            t["hash"] += time.perf_counter() - start
+            with timed(t, "hash"):
+                result.input_sha256 = sha256_file(task.image_path)
         pixels = np.load(task.pixels_path, mmap_mode="r+")
-        start = time.perf_counter()
         try:
             if tuple(task.scaled_size) == tuple(task.image_size):
-                _decode_checked(task.image_path, task.image_size, out=pixels, on_rows=rows.publish)
-                t["decode"] += time.perf_counter() - start
+                with timed(t, "decode"):
+                    _decode_checked(task.image_path, task.image_size, out=pixels, on_rows=rows.publish)
             else:
-                source = _decode_checked(task.image_path, task.image_size)
-                t["decode"] += time.perf_counter() - start
-                start = time.perf_counter()
-                resize_image(source, task.scaled_size, interpolation=task.interpolation, out=pixels)
+                with timed(t, "decode"):
+                    source = _decode_checked(task.image_path, task.image_size)
+                with timed(t, "resize"):
+                    resize_image(source, task.scaled_size, interpolation=task.interpolation, out=pixels)
                 del source
-                t["resize"] += time.perf_counter() - start
         except ImageProbeError as exc:
             result.problems.append((exc.reason, exc.detail))
             return result
@@ -402,9 +405,10 @@ def _decode_checked(
 
 def run_hash(path: Path) -> tuple[str, float]:
     """sha256 of a source image and the seconds it took (run beside a ``PrepareTask``, off its critical path)."""
-    start = time.perf_counter()
-    digest = sha256_file(path)
-    return digest, time.perf_counter() - start
+    seconds = {"hash": 0.0}
+    with timed(seconds, "hash"):
+        digest = sha256_file(path)
+    return digest, seconds["hash"]
 
 
 def crop_window(image: np.ndarray, window: np.ndarray, *, pad_value: int = 0) -> np.ndarray:
@@ -437,7 +441,6 @@ def run_unit(task: UnitTask) -> UnitResult:
     Returns:
         The ``UnitResult``; a source that cannot be decoded gives no windows and one problem.
     """
-    s = task.settings
     result = UnitResult(task.split, task.stem, task.key)
     try:
         _run(task, result)
@@ -468,9 +471,8 @@ def _run(task: UnitTask, result: UnitResult) -> None:
     s = task.settings
     t = result.timings
     if task.hash_input:
-        start = time.perf_counter()
-        result.input_sha256 = sha256_file(task.image_path)
-        t["hash"] += time.perf_counter() - start
+        with timed(t, "hash"):
+            result.input_sha256 = sha256_file(task.image_path)
     try:
         image = _CACHE.get(task, t)
     except ImageProbeError as exc:
@@ -481,10 +483,9 @@ def _run(task: UnitTask, result: UnitResult) -> None:
     height = image.shape[0]
     for window in task.windows:
         result.processed += 1
-        start = time.perf_counter()
-        kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
-        best_iof[kept.touched] = np.maximum(best_iof[kept.touched], kept.touched_iof)
-        t["intersect"] += time.perf_counter() - start
+        with timed(t, "intersect"):
+            kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
+            best_iof[kept.touched] = np.maximum(best_iof[kept.touched], kept.touched_iof)
         if task.split == "train" and s.drop_empty_train and len(kept) == 0:
             continue
         if not _CACHE.wait_rows(min(int(window[3]), height), t):
@@ -499,11 +500,11 @@ def _run(task: UnitTask, result: UnitResult) -> None:
         if task.split != "train" or s.aug_copies <= 0 or not task.augment[kept.indices].any():
             continue
         for copy in range(1, s.aug_copies + 1):
-            start = time.perf_counter()
-            params = draw_augment(rng_for(s.seed, "augment", task.split, name, copy), flip_prob=s.flip_prob,
-                                  hsv_h=s.hsv_gains[0], hsv_s=s.hsv_gains[1], hsv_v=s.hsv_gains[2])
-            aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid, channels=CHANNELS)
-            t["augment"] += time.perf_counter() - start
+            with timed(t, "augment"):
+                params = draw_augment(rng_for(s.seed, "augment", task.split, name, copy), flip_prob=s.flip_prob,
+                                      hsv_h=s.hsv_gains[0], hsv_s=s.hsv_gains[1], hsv_v=s.hsv_gains[2])
+                aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid,
+                                                       channels=CHANNELS)
             result.windows.append(_write_window(task, f"{name}__aug{copy}", (x0, y0), copy, aug_pixels,
                                                 kept.indices, aug_rings, kept.truncated, t,
                                                 flips=[params.hflip, params.vflip]))
@@ -567,18 +568,15 @@ def _write_window(
 ) -> dict[str, object]:
     s = task.settings
     d = s.coord_decimals
-    start = time.perf_counter()
-    png = encode_png_parts(pixels, compression=s.png_compression, channels=CHANNELS)
-    t["encode"] += time.perf_counter() - start
-    start = time.perf_counter()
-    objects, quads = _label_records(task, indices, rings, truncated, d)
-    text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
-    t["labels"] += time.perf_counter() - start
-    start = time.perf_counter()
-    atomic_write_bytes(s.out_dir / "images" / task.split / f"{name}.png", png)
-    atomic_write_text(s.out_dir / "labelTxt" / task.split / f"{name}.txt", text)
-    png_sha256, txt_sha256 = sha256_bytes(png), sha256_bytes(text.encode("utf-8"))
-    t["write"] += time.perf_counter() - start
+    with timed(t, "encode"):
+        png = encode_png_parts(pixels, compression=s.png_compression, channels=CHANNELS)
+    with timed(t, "labels"):
+        objects, quads = _label_records(task, indices, rings, truncated, d)
+        text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
+    with timed(t, "write"):
+        atomic_write_bytes(s.out_dir / "images" / task.split / f"{name}.png", png)
+        atomic_write_text(s.out_dir / "labelTxt" / task.split / f"{name}.txt", text)
+        png_sha256, txt_sha256 = sha256_bytes(png), sha256_bytes(text.encode("utf-8"))
     record = {
         "name": name,
         "window": list(origin),
