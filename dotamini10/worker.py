@@ -77,7 +77,6 @@ class UnitTask:
         categories: Category of each candidate.
         difficult: Source difficult flag of each candidate, shape (N,).
         augment: Whether each candidate's class triggers augmented copies, shape (N,).
-        hash_input: Whether this unit computes the source image checksum.
         settings: Shared options.
         pixels_path: The scaled image as an ``.npy`` file that ``run_prepare`` fills while the unit runs, when
             several workers share the image; None to decode the source in this worker.
@@ -97,7 +96,6 @@ class UnitTask:
     categories: list[str]
     difficult: np.ndarray
     augment: np.ndarray
-    hash_input: bool
     settings: UnitSettings
     pixels_path: Path | None = None
 
@@ -117,7 +115,6 @@ class UnitResult:
         key: The task's ``key``.
         windows: One JSON-ready record per written image (original windows and augmented copies).
         problems: ``(reason, detail)`` for a source image that failed to decode.
-        input_sha256: Checksum of the source image when the task asked for it.
         timings: Seconds spent per stage (``TIMING_KEYS``).
         processed: Number of windows considered (written or dropped as empty).
         peak_rss_mb: Peak resident memory of the process that ran the unit, in MiB (runtime information).
@@ -132,7 +129,6 @@ class UnitResult:
     key: str
     windows: list[dict[str, object]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
-    input_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
     processed: int = 0
     peak_rss_mb: float = 0.0
@@ -147,7 +143,6 @@ class UnitResult:
             "key": self.key,
             "windows": self.windows,
             "problems": [list(p) for p in self.problems],
-            "input_sha256": self.input_sha256,
             "processed": self.processed,
             "best_iof": sorted([k, v] for k, v in self.best_iof.items()),
         }
@@ -161,7 +156,6 @@ class UnitResult:
             key=data["key"],
             windows=data["windows"],
             problems=[tuple(p) for p in data["problems"]],
-            input_sha256=data["input_sha256"],
             processed=data["processed"],
             best_iof={int(k): v for k, v in data["best_iof"]},
         )
@@ -306,7 +300,6 @@ class PrepareTask:
         scaled_size: ``(width, height)`` after scaling.
         interpolation: Resizing filter.
         pixels_path: Where to write the scaled pixels (``.npy``).
-        hash_input: Whether to compute the source checksum.
     """
 
     split: str
@@ -316,7 +309,6 @@ class PrepareTask:
     scaled_size: tuple[int, int]
     interpolation: str
     pixels_path: Path
-    hash_input: bool
 
 
 @dataclass
@@ -325,7 +317,6 @@ class PrepareResult:
 
     pixels_path: Path
     problems: list[tuple[str, str]] = field(default_factory=list)
-    input_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
     peak_rss_mb: float = 0.0
 
@@ -341,6 +332,12 @@ def create_shared(task: PrepareTask) -> None:
     pixels = np.lib.format.open_memmap(task.pixels_path, mode="w+", dtype=np.uint8, shape=(height, width, 3))
     del pixels
     SharedRows.create(task.pixels_path)
+
+
+def remove_shared(task: PrepareTask) -> None:
+    """Delete a shared image's pixels file and row count (the builder, once no task of the image is left)."""
+    task.pixels_path.unlink(missing_ok=True)
+    SharedRows.path_for(task.pixels_path).unlink(missing_ok=True)
 
 
 def run_prepare(task: PrepareTask) -> PrepareResult:
@@ -362,9 +359,6 @@ def run_prepare(task: PrepareTask) -> PrepareResult:
     height = task.scaled_size[1]
     done = False
     try:
-        if task.hash_input:
-            with timed(t, "hash"):
-                result.input_sha256 = sha256_file(task.image_path)
         pixels = np.load(task.pixels_path, mmap_mode="r+")
         try:
             if tuple(task.scaled_size) == tuple(task.image_size):
@@ -403,12 +397,35 @@ def _decode_checked(
     return image
 
 
-def run_hash(path: Path) -> tuple[str, float]:
-    """sha256 of a source image and the seconds it took (run beside a ``PrepareTask``, off its critical path)."""
+@dataclass(frozen=True)
+class HashTask:
+    """Checksum one source image: the only place the builder computes it (``build.json`` lists it).
+
+    A task of its own, so that it runs beside the image's decode (a shared image's decode is the critical path of
+    its windows) and is done exactly once, whatever the image's fate: split, not decodable or without windows.
+    """
+
+    split: str
+    stem: str
+    image_path: Path
+
+
+@dataclass(frozen=True)
+class HashResult:
+    """The checksum of a ``HashTask``'s image and the seconds it took."""
+
+    split: str
+    stem: str
+    input_sha256: str
+    seconds: float
+
+
+def run_hash(task: HashTask) -> HashResult:
+    """sha256 of a source image, read in chunks (constant memory)."""
     seconds = {"hash": 0.0}
     with timed(seconds, "hash"):
-        digest = sha256_file(path)
-    return digest, seconds["hash"]
+        digest = sha256_file(task.image_path)
+    return HashResult(task.split, task.stem, digest, seconds["hash"])
 
 
 def crop_window(image: np.ndarray, window: np.ndarray, *, pad_value: int = 0) -> np.ndarray:
@@ -470,9 +487,6 @@ def _peak_rss_mb() -> float:
 def _run(task: UnitTask, result: UnitResult) -> None:
     s = task.settings
     t = result.timings
-    if task.hash_input:
-        with timed(t, "hash"):
-            result.input_sha256 = sha256_file(task.image_path)
     try:
         image = _CACHE.get(task, t)
     except ImageProbeError as exc:
