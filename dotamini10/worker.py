@@ -1,5 +1,5 @@
-"""The units of parallel work: a batch of windows of one image at one scale (``run_unit``), and the one-off
-decoding of an image that several workers share (``run_prepare``).
+"""The tasks workers run: a batch of windows of one image at one scale (``run_unit``), the one-off decoding of
+an image that several workers share (``run_prepare``) and the checksum of a source image (``run_hash``).
 
 Notes:
     A worker keeps at most one decoded source image and one resized copy of it (``_ImageCache``), so its memory
