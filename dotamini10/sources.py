@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError
+from .io import atomic_write_text
 from .problems import Problem, ProblemLog
 from .read import (
     ImageProbeError,
@@ -241,5 +242,5 @@ def synthetic_source(work: Path, seed: int) -> Path:
     target.mkdir(parents=True)
     logger.info("generating the synthetic DOTA sample (seed %d) in %s", seed, target)
     generate_synthetic_dota(target, seed=seed)
-    marker.write_text(str(seed), encoding="utf-8")
+    atomic_write_text(marker, str(seed))
     return target

@@ -250,10 +250,7 @@ class SharedRows:
     def create(cls, pixels_path: Path) -> None:
         """Write the count at 0 rows (atomically). The builder does it before submitting the image's tasks, so
         the file exists whatever happens to the preparing worker and no unit waits for it to appear."""
-        path = cls.path_for(pixels_path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(struct.pack("<q", 0))
-        os.replace(tmp, path)
+        atomic_write_bytes(cls.path_for(pixels_path), struct.pack("<q", 0))
 
     @classmethod
     def open(cls, pixels_path: Path, *, write: bool = False) -> SharedRows:
