@@ -563,11 +563,13 @@ def task2_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def read_task2(files: dict[str, Path]) -> ResultTable:
+def read_task2(files: dict[str, Path], *, ordered_boxes: bool = True) -> ResultTable:
     """Read Task2 files (lines ``name score x1 y1 x2 y2``; blank lines are skipped).
 
     Args:
         files: Class name to file, as :func:`task2_files` gives.
+        ordered_boxes: Reject boxes with ``x2 < x1`` or ``y2 < y1`` (an evaluation scores them as they are).
+            Defaults to True.
 
     Returns:
         Every line as one detection; names in order of first appearance.
@@ -593,7 +595,7 @@ def read_task2(files: dict[str, Path]) -> ResultTable:
                 row = [float(t) for t in tokens[1:]]
             except ValueError:
                 raise MergeError(f"{path}:{number}: score and coordinates must be numbers: {line.strip()!r}") from None
-            if not all(math.isfinite(v) for v in row) or row[3] < row[1] or row[4] < row[2]:
+            if not all(math.isfinite(v) for v in row) or (ordered_boxes and (row[3] < row[1] or row[4] < row[2])):
                 raise MergeError(f"{path}:{number}: expected finite numbers with x1 <= x2 and y1 <= y2: "
                                  f"{line.strip()!r}")
             images.append(names.setdefault(tokens[0], len(names)))
