@@ -322,6 +322,106 @@ def stats_command(
         typer.echo(f"wrote {path}")
 
 
+@data_app.command(
+    "merge",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-data merge work/window_results --out work/full_results\n\n"
+        "  hsfpn-data merge work/window_results --out work/devkit_results --devkit\n\n"
+        "  hsfpn-data merge work/window_results --out work/merged --method nmm --metric ios --nms-thresh 0.6"
+    ),
+)
+def merge_command(
+    src: Annotated[
+        Path, typer.Argument(help="Folder of Task2_{class}.txt window results: '{image}__{rate}__{left}___{up} "
+                                  "score x1 y1 x2 y2' lines.")
+    ],
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the full-image Task2_{class}.txt files.")],
+    nms_thresh: Annotated[
+        Optional[float], typer.Option("--nms-thresh", help="Match threshold (strictly above). Default 0.5; 0.1 "
+                                                           "with --devkit.")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="nms (drop matches) or nmm (merge them).")] = "nms",
+    metric: Annotated[str, typer.Option("--metric", help="iou, or ios (intersection over the smaller box).")] = "iou",
+    max_per_image: Annotated[
+        Optional[int], typer.Option("--max-per-image", help="Keep at most this many detections per image.")
+    ] = None,
+    class_agnostic: Annotated[
+        bool, typer.Option("--class-agnostic", help="Let boxes of different classes suppress each other.")
+    ] = False,
+    devkit: Annotated[
+        bool, typer.Option("--devkit", help="DOTA_devkit's ResultMerge (mergebyrec): NMS at 0.1 with its "
+                                           "(x2 - x1 + 1) * (y2 - y1 + 1) areas.")
+    ] = False,
+) -> None:
+    """Merge window-level results of any detector into full-image results (class-wise NMS by default)."""
+    from dotamini10.merge import DEVKIT_OPTIONS, merge_result_folder
+
+    with domain_errors():
+        options = _merge_options(method, metric, nms_thresh, max_per_image, class_agnostic, devkit,
+                                 base=DEVKIT_OPTIONS if devkit else None)
+        summary = merge_result_folder(src, out, options=options)
+    typer.echo(
+        f"{summary.boxes_in:,} window detections of {summary.windows:,} windows -> {summary.boxes_out:,} "
+        f"detections of {summary.images:,} images (merge {summary.seconds:.2f} s)"
+    )
+    typer.echo(f"wrote {len(summary.files)} files to {out}")
+
+
+def _merge_options(method, metric, threshold, max_per_image, class_agnostic, devkit, *, base=None):
+    """MergeOptions from command-line values (unknown names are one-line errors)."""
+    import dataclasses
+
+    from dotamini10.merge import MatchMetric, MergeError, MergeMethod, MergeOptions
+
+    try:
+        kinds = dict(method=MergeMethod(method), metric=MatchMetric(metric))
+    except ValueError:
+        raise MergeError(f"--method must be nms or nmm and --metric iou or ios, got {method!r}, {metric!r}") from None
+    options = dataclasses.replace(base or MergeOptions(), **kinds, class_agnostic=class_agnostic,
+                                  max_per_image=max_per_image)
+    if threshold is not None:
+        options = dataclasses.replace(options, threshold=threshold)
+    return options
+
+
+@data_app.command(
+    "coco-gt",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-data coco-gt --dota-root /data/DOTA-v1.0/val --out val_full.json\n\n"
+        "  hsfpn-data coco-gt --dota-root /data/DOTA-v1.0 --split val --out val_full.json --classes plane,ship"
+    ),
+)
+def coco_gt_command(
+    *,
+    dota_root: Annotated[
+        Path, typer.Option("--dota-root", help="A split folder with images/ and labelTxt/, or a release root "
+                                               "with --split.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The COCO ground-truth JSON to write.")],
+    split: Annotated[Optional[str], typer.Option("--split", help="Split folder under a release root.")] = None,
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", help="Comma-separated classes. Defaults to the ten of DOTAmini10.")
+    ] = None,
+) -> None:
+    """Full-image COCO ground truth of a DOTA split: clipped horizontal boxes, area w x h, difficult kept."""
+    from dotamini10.classes import DOTAMINI10_CLASSES
+    from dotamini10.coco_gt import write_coco_gt
+
+    with domain_errors():
+        summary = write_coco_gt(dota_root, out, classes=_csv_option(classes) or DOTAMINI10_CLASSES, split=split)
+    total = sum(summary.annotations.values())
+    typer.echo(f"{summary.images:,} images, {total:,} annotations; objects of other classes {summary.other_classes:,}")
+    if summary.partly_outside:
+        typer.echo(f"{len(summary.partly_outside):,} objects reach outside their image (kept, clipped): "
+                   + ", ".join(summary.partly_outside[:5]) + (", ..." if len(summary.partly_outside) > 5 else ""))
+    for problem in summary.problems:
+        typer.echo(f"not annotated: {problem.message()}")
+    typer.echo(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------------------------
 # hsfpn-repro: neck tools, convert-checkpoint and table5
 # ---------------------------------------------------------------------------------------------
@@ -408,35 +508,64 @@ def _figure(value: float) -> str:
     epilog=(
         "Examples:\n\n"
         "  hsfpn-repro eval --ann data/aitod/annotations/aitod_test.json --dets work_dirs/hsfpn/preds.bbox.json\n\n"
-        "  hsfpn-repro eval --ann gt.json --dets dets.json --out runs/eval/report.json"
+        "  hsfpn-repro eval --ann gt.json --dets dets.json --out runs/eval/report.json\n\n"
+        "  hsfpn-repro eval --protocol dota --dets runs/detect/ --ann /data/DOTA-v1.0/val/labelTxt --out dota.json"
     ),
 )
 def eval_command(
     *,
     ann: Annotated[
-        Path, typer.Option("--ann", help="COCO-format ground truth JSON (images, categories, annotations with area).")
+        Path,
+        typer.Option("--ann", help="aitod: COCO ground truth JSON (images, categories, annotations with area); "
+                                   "dota: folder of DOTA label files."),
     ],
     dets: Annotated[
         Path,
         typer.Option(
             "--dets",
-            help="Detections JSON: a COCO results list of {image_id, category_id, bbox (x, y, w, h), score} "
-            "objects, or an object holding that list under 'annotations'.",
+            help="aitod: a COCO results list of {image_id, category_id, bbox (x, y, w, h), score} objects, or an "
+            "object holding that list under 'annotations'; dota: folder of Task2_{class}.txt files.",
         ),
     ],
     out: Annotated[
         Optional[Path],
         typer.Option("--out", help="Write the report (the figures and per_class) to this JSON file, atomically."),
     ] = None,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="aitod (AI-TOD metric) or dota (DOTA Task2, VOC07 AP at IoU > 0.5).")
+    ] = "aitod",
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", help="dota: comma-separated classes (default: DOTAmini10's ten).")
+    ] = None,
+    imageset: Annotated[
+        Optional[Path], typer.Option("--imageset", help="dota: file of image names (default: every label file).")
+    ] = None,
 ) -> None:
-    """AI-TOD evaluation of a detections file: AP, AP50, AP75, APvt/t/s/m, AR100/300/1500, ARvt/t/s/m."""
+    """Evaluate detections: the AI-TOD metric (default) or DOTA's Task2 protocol."""
+    with domain_errors():
+        if protocol == "dota":
+            _eval_dota(ann, dets, out, classes, imageset)
+        elif protocol == "aitod":
+            if classes is not None or imageset is not None:
+                from hsfpn.errors import HSFPNError
+
+                raise HSFPNError("--classes and --imageset belong to --protocol dota")
+            _eval_aitod(ann, dets, out)
+        else:
+            from hsfpn.errors import HSFPNError
+
+            raise HSFPNError(f"--protocol must be aitod or dota, got {protocol!r}")
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
+def _eval_aitod(ann: Path, dets: Path, out: Optional[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from hsfpn.aitod_eval import FIGURES, PER_CLASS_KEYS, evaluate_files
 
-    with domain_errors():
-        report = evaluate_files(ann, dets, out=out)
+    report = evaluate_files(ann, dets, out=out)
     console = Console()
     summary = Table(title="AI-TOD evaluation (fractions; n/a: no ground truth in that range)")
     summary.add_column("figure")
@@ -452,8 +581,27 @@ def eval_command(
     for name, figures in report["per_class"].items():
         per_class.add_row(name, *(_figure(figures[key]) for key in PER_CLASS_KEYS))
     console.print(per_class)
-    if out is not None:
-        typer.echo(f"wrote {out}")
+
+
+def _eval_dota(ann: Path, dets: Path, out: Optional[Path], classes: Optional[str], imageset: Optional[Path]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dotamini10.classes import DOTAMINI10_CLASSES
+    from hsfpn.dota_eval import evaluate_task2_files
+
+    names = _csv_option(classes) or list(DOTAMINI10_CLASSES)
+    report = evaluate_task2_files(dets, ann, names, imageset_file=imageset, out=out)
+    table = Table(title=f"DOTA Task2 ({report['images']} images): {report['metric']}")
+    for column in ("class", "AP", "ground truth", "detections", "true positives"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, ap in report["per_class"].items():
+        c = report["counts"][name]
+        table.add_row(name, f"{ap:.4f}", f"{c['ground_truth']:,}", f"{c['detections']:,}", f"{c['true_positives']:,}")
+    table.add_row("mAP", f"{report['mAP']:.4f}", "", "", "")
+    Console().print(table)
+    if report["missing_files"]:
+        typer.echo(f"no result file (no detections) for: {', '.join(report['missing_files'])}")
 
 
 # ---------------------------------------------------------------------------------------------
