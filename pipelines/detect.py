@@ -208,7 +208,9 @@ def load_detector(config: str, checkpoint: Path, *, neck: str | None = None, dev
     model.dataset_meta = dict(classes=classes)
     model.to(device)
     model.eval()
-    identity = hashlib.sha256((cfg.pretty_text + _file_identity(Path(checkpoint))).encode()).hexdigest()[:16]
+    # The resolved config's content (pretty_text would run a code formatter: seconds for nothing) and the file.
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str) + _file_identity(Path(checkpoint))
+    identity = hashlib.sha256(text.encode()).hexdigest()[:16]
     return Detector(model, classes, _window_pipeline(cfg), identity)
 
 

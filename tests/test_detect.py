@@ -134,3 +134,47 @@ def test_cli_chain_detect_coco_gt_eval_and_merge(scene, tmp_path):
     missing = runner.invoke(repro_app, ["detect", "--config", str(scene["config"]), "--checkpoint",
                                         str(tmp_path / "none.pth"), "--images", "x.png", "--out", str(out)])
     assert missing.exit_code == 1 and "file not found" in missing.output and "Traceback" not in missing.output
+
+
+@pytest.mark.slow
+def test_random_init_faster_rcnn_runs_detect_on_a_3000_by_2500_scene(tmp_path):
+    # A real MMDetection detector (Faster R-CNN R-50 FPN, random init, inputs resized to 256 px to stay quick)
+    # on CPU: the chain's plumbing with real heads, real per-window postprocessing and real merging.
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from dotamini10.classes import DOTAMINI10_CLASSES
+    from pipelines.detectors import CONFIG_DIR
+
+    config = tmp_path / "frcnn.py"
+    config.write_text(
+        f"_base_ = {str(CONFIG_DIR / 'faster-rcnn_r50_fpn_1x_aitod.py')!r}\n"
+        "model = dict(backbone=dict(init_cfg=None), roi_head=dict(bbox_head=dict(num_classes=10)),\n"
+        "             test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=300), rcnn=dict(max_per_img=100)))\n"
+        "test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(256, 256), keep_ratio=True),\n"
+        "                 dict(type='PackDetInputs', meta_keys=('img_id', 'ori_shape', 'img_shape', 'scale_factor'))]\n"
+        "test_dataloader = dict(dataset=dict(pipeline=test_pipeline))\n", encoding="utf-8")
+    init_default_scope("mmdet")
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(config)).model)
+    checkpoint = tmp_path / "random.pth"
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=list(DOTAMINI10_CLASSES)))),
+               checkpoint)
+    image = tmp_path / "scene.png"
+    image.write_bytes(encode_png(np.random.default_rng(0).integers(0, 255, (2500, 3000, 3), dtype=np.uint8)))
+    summary = detect_images([image], tmp_path / "out", config=str(config), checkpoint=checkpoint,
+                            options=DetectOptions(batch=4))
+    outcome = summary.outcomes[0]
+    assert outcome.status is Status.DONE and outcome.windows == 12  # x 0, 768, 1536, 1976; y 0, 768, 1476
+    record = json.loads((tmp_path / "out" / "images" / "scene.json").read_text())
+    boxes = np.array(record["detections"]["bbox"]).reshape(-1, 4)
+    assert record["classes"] == list(DOTAMINI10_CLASSES) and 0 < len(boxes) == outcome.detections
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 3000).all() and (boxes[:, 3] <= 2500).all()
+    assert (np.array(record["detections"]["score"]) >= 0.05).all()
+    # The config names 10 classes: a checkpoint whose meta names 8 is refused with both counts.
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=list(DOTAMINI10_CLASSES[:8])))),
+               tmp_path / "eight.pth")
+    with pytest.raises(DetectError, match=r"eight.pth has 8 classes, config .*frcnn.py has 10"):
+        detect_images([image], tmp_path / "out2", config=str(config), checkpoint=tmp_path / "eight.pth")
