@@ -224,19 +224,22 @@ def match_pairs(
         Two boxes can overlap only if the centre of each lies within one cell of the other's, in the grid of
         the larger box's level (both sides are at most that cell's side). A level meets itself through the
         cell itself and four forward neighbours, a smaller level meets a larger one through all nine cells.
-        For IoU, ``IoU <= smaller side max / larger side max``, so levels too far apart are never compared.
+        For IoU, ``IoU <= smaller side max / larger side max``, so levels too far apart are never compared, and
+        ``IoU > t`` needs the centres closer than ``(1 - t)`` times the larger width (height), so the cells
+        shrink by that factor.
     """
     if pixel_inclusive:  # +1 areas and intersections are plain ones of boxes one pixel larger
         boxes = boxes + np.array([0.0, 0.0, 1.0, 1.0])
     if len(boxes) < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     level = size_levels(boxes, base)
-    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) * 0.5, (boxes[:, 1] + boxes[:, 3]) * 0.5], axis=1)
+    frame = _Frame(boxes, groups)
     members = {int(v): np.flatnonzero(level == v) for v in np.unique(level)}
     gap = _level_gap(metric, threshold)
+    shrink = _cell_factor(metric, threshold)
     found_i, found_j = [], []
     for lb, b_idx in members.items():
-        grid = _Grid(boxes, groups, centres, base * 2.0**lb)
+        grid = _Grid(frame, base * 2.0**lb * shrink)
         b_cells = grid.cells(b_idx)
         for la, a_idx in members.items():
             if la > lb or lb - la > gap:
@@ -268,14 +271,32 @@ def _level_gap(metric: MatchMetric, threshold: float) -> float:
 
 def _matches(a: _Cells, b: _Cells, p: np.ndarray, q: np.ndarray, metric: MatchMetric,
              threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    # Candidates index the cell-sorted copies of the boxes, so that neighbouring cells sit close in memory;
-    # only the matches are turned back into input indices.
-    ax1, ax2, bx1, bx2 = a.boxes[:, 0], a.boxes[:, 2], b.boxes[:, 0], b.boxes[:, 2]
+    # Candidates index the cell-sorted copies of the coordinates, so that neighbouring cells sit close in
+    # memory; only the matches are turned back into input indices.
+    (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = a.cols, b.cols
     # Most candidates from neighbouring cells do not even overlap in x: drop them before the full metric.
-    overlap = np.minimum(ax2[p], bx2[q]) > np.maximum(ax1[p], bx1[q])
-    p, q = p[overlap], q[overlap]
-    hit = pair_metric(a.boxes[p], b.boxes[q], metric) > threshold
-    return a.sorted_idx[p[hit]], b.sorted_idx[q[hit]]
+    iw = np.minimum(ax2.take(p), bx2.take(q)) - np.maximum(ax1.take(p), bx1.take(q))
+    keep = np.flatnonzero(iw > 0)
+    p, q, iw = p.take(keep), q.take(keep), iw.take(keep)
+    ih = np.minimum(ay2.take(p), by2.take(q)) - np.maximum(ay1.take(p), by1.take(q))
+    keep = np.flatnonzero(ih > 0)
+    p, q = p.take(keep), q.take(keep)
+    inter = iw.take(keep) * ih.take(keep)
+    area_a, area_b = a.areas.take(p), b.areas.take(q)
+    denominator = area_a + area_b - inter if metric is MatchMetric.IOU else np.minimum(area_a, area_b)
+    value = np.zeros(len(inter))
+    np.divide(inter, denominator, out=value, where=denominator > 0)
+    hit = np.flatnonzero(value > threshold)
+    return a.sorted_idx.take(p.take(hit)), b.sorted_idx.take(q.take(hit))
+
+
+def _cell_factor(metric: MatchMetric, threshold: float) -> float:
+    # With IoU > t the intersection's width exceeds t times the wider box's, which puts the centres less than
+    # (1 - t) * max(w) <= (1 - t) * cell apart (the same for heights): cells that much smaller still hold every
+    # match within one cell. Not below 1/8, where the cells' count would outgrow the boxes'.
+    if metric is not MatchMetric.IOU or threshold <= 0.0:
+        return 1.0
+    return max(1.0 - threshold, 0.125)
 
 
 def pair_metric(a: np.ndarray, b: np.ndarray, metric: MatchMetric) -> np.ndarray:
@@ -300,24 +321,40 @@ def pair_metric(a: np.ndarray, b: np.ndarray, metric: MatchMetric) -> np.ndarray
     return out
 
 
+class _Frame:
+    """What every grid of one merge shares: the boxes, their centres (contiguous columns) and extents."""
+
+    def __init__(self, boxes: np.ndarray, groups: np.ndarray) -> None:
+        self.boxes, self.groups = boxes, groups
+        self.cols = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
+        self.areas = (self.cols[2] - self.cols[0]) * (self.cols[3] - self.cols[1])
+        self.cx = (boxes[:, 0] + boxes[:, 2]) * 0.5
+        self.cy = (boxes[:, 1] + boxes[:, 3]) * 0.5
+        self.x_range = (float(self.cx.min()), float(self.cx.max()))
+        self.y_range = (float(self.cy.min()), float(self.cy.max()))
+        self.groups_count = int(groups.max()) + 1
+
+
 class _Grid:
     """Square cells of one side; keys pack (group, row, column) into one int64."""
 
-    def __init__(self, boxes: np.ndarray, groups: np.ndarray, centres: np.ndarray, cell: float) -> None:
-        self.boxes, self.groups, self.centres, self.cell = boxes, groups, centres, cell
-        lo = np.floor(centres.min(axis=0) / cell).astype(np.int64) - 1
-        hi = np.floor(centres.max(axis=0) / cell).astype(np.int64) + 1
-        self.origin = lo
+    def __init__(self, frame: _Frame, cell: float) -> None:
+        self.frame, self.cell = frame, cell
         # The margin of one cell on each side keeps the -1 / +1 neighbours of edge cells from wrapping.
-        self.ncols, self.nrows = (int(v) + 1 for v in hi - lo)
-        self.groups_count = int(groups.max()) + 1
+        self.col0 = math.floor(frame.x_range[0] / cell) - 1
+        self.row0 = math.floor(frame.y_range[0] / cell) - 1
+        self.ncols = math.floor(frame.x_range[1] / cell) + 2 - self.col0
+        self.nrows = math.floor(frame.y_range[1] / cell) + 2 - self.row0
+        self.groups_count = frame.groups_count
         if self.groups_count * self.nrows * self.ncols >= 2**62:
             raise MergeError("coordinates span too large a range to merge (more than 2**62 grid cells)")
 
     def cells(self, idx: np.ndarray) -> _Cells:
-        cell = np.floor(self.centres[idx] / self.cell).astype(np.int64) - self.origin
-        keys = (self.groups[idx] * self.nrows + cell[:, 1]) * self.ncols + cell[:, 0]
-        return _Cells(idx, keys, self.boxes)
+        f = self.frame
+        col = np.floor(f.cx[idx] / self.cell).astype(np.int64) - self.col0
+        row = np.floor(f.cy[idx] / self.cell).astype(np.int64) - self.row0
+        keys = (f.groups[idx] * self.nrows + row) * self.ncols + col
+        return _Cells(idx, keys, f)
 
     def neighbours(self, a: _Cells, b: _Cells, *, same: bool):
         """Candidate pairs as positions into ``a.sorted_idx`` and ``b.sorted_idx``, one array pair at a time.
@@ -338,13 +375,14 @@ class _Cells:
     """Boxes sorted by cell key (indices and a copy of their coordinates), with each occupied cell's start and
     count."""
 
-    def __init__(self, idx: np.ndarray, keys: np.ndarray, boxes: np.ndarray) -> None:
+    def __init__(self, idx: np.ndarray, keys: np.ndarray, frame: _Frame) -> None:
         order = _argsort_keys(keys)
-        self.sorted_idx = idx[order]
-        self.boxes = boxes[self.sorted_idx]
-        ordered = keys[order]
+        self.sorted_idx = idx.take(order)
+        self.cols = tuple(c.take(self.sorted_idx) for c in frame.cols)
+        self.areas = frame.areas.take(self.sorted_idx)
+        ordered = keys.take(order)
         new = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-        self.unique = ordered[new]
+        self.unique = ordered.take(new)
         self.start = new
         self.count = np.diff(np.concatenate([new, [len(ordered)]]))
 
@@ -354,15 +392,14 @@ class _Cells:
         A dense table when the key space is small enough (a gather per key), else a binary search.
         """
         if key_space <= max(8 * len(self.unique), 1 << 22):
-            table = np.full(key_space, -1, dtype=np.int64)
+            # Neighbour keys never leave the key space: every occupied cell has a free margin cell around it.
+            table = np.full(key_space, -1, dtype=np.int32 if len(self.unique) < 2**31 else np.int64)
             table[self.unique] = np.arange(len(self.unique))
 
             def dense(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                inside = (keys >= 0) & (keys < key_space)
-                cell = np.full(len(keys), -1, dtype=np.int64)
-                cell[inside] = table[keys[inside]]
+                cell = table.take(keys)
                 mine = np.flatnonzero(cell >= 0)
-                return mine, cell[mine]
+                return mine, cell.take(mine).astype(np.int64)
 
             return dense
 
@@ -375,15 +412,22 @@ class _Cells:
 
     def product(self, mine: np.ndarray, theirs: np.ndarray, other: _Cells) -> tuple[np.ndarray, np.ndarray]:
         """Every (box of my cell ``mine[k]``, box of their cell ``theirs[k]``) pair, as sorted positions."""
-        na, nb = self.count[mine], other.count[theirs]
+        na, nb = self.count.take(mine), other.count.take(theirs)
+        sa, sb = self.start.take(mine), other.start.take(theirs)
         sizes = na * nb
-        total = int(sizes.sum())
-        if total == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        which = np.repeat(np.arange(len(mine)), sizes)
-        local = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        per_b = nb[which]
-        return self.start[mine][which] + local // per_b, other.start[theirs][which] + local % per_b
+        single = sizes == 1  # most cells hold one box: their pair needs no expansion
+        if single.all():
+            return sa, sb
+        many = np.flatnonzero(~single)
+        sizes_m, nb_m = sizes.take(many), nb.take(many)
+        total = int(sizes_m.sum())
+        which = np.repeat(np.arange(len(many)), sizes_m)
+        local = np.arange(total) - np.repeat(np.cumsum(sizes_m) - sizes_m, sizes_m)
+        per_b = nb_m.take(which)
+        first = sa.take(many).take(which) + local // per_b
+        second = sb.take(many).take(which) + local % per_b
+        one = np.flatnonzero(single)
+        return np.concatenate([sa.take(one), first]), np.concatenate([sb.take(one), second])
 
 
 def _argsort_keys(keys: np.ndarray) -> np.ndarray:
