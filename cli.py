@@ -323,6 +323,25 @@ def stats_command(
 
 
 @data_app.command(
+    "synthetic-dota",
+    epilog="Examples:\n\n  hsfpn-data synthetic-dota --out runs/demo/synthetic_dota\n\n"
+           "  hsfpn-data synthetic-dota --out scenes --seed 3",
+)
+def synthetic_dota_command(
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Release root to write (train/ and val/).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed (0 is the sample build-dotamini10 uses).")] = 0,
+) -> None:
+    """Write the embedded synthetic DOTA sample (the full scenes build-dotamini10 builds from by default)."""
+    from dotamini10.synthetic import DEFAULT_SCENES, generate_synthetic_dota
+
+    root = generate_synthetic_dota(out, seed=seed)
+    for scene in DEFAULT_SCENES:
+        typer.echo(f"{scene.split}/images/{scene.name}.png: {scene.width:,} x {scene.height:,} px")
+    typer.echo(f"wrote {root}")
+
+
+@data_app.command(
     "merge",
     epilog=(
         "Examples:\n\n"
@@ -724,7 +743,8 @@ def _register_table_command(table: str) -> None:
             Path, typer.Option("--work-dir", help="Job folders and outputs go to WORK_DIR/PRESET/.")
         ] = Path("runs"),
         preset: Annotated[
-            str, typer.Option("--preset", help="paper (full settings) or smoke (synthetic data, CPU, minutes).")
+            str, typer.Option("--preset", help="paper (full settings), smoke (synthetic data, CPU, minutes) or demo "
+                                      "(smoke schedule on a DOTAmini10 --data-root).")
         ] = "paper",
         rows: Annotated[
             Optional[str], typer.Option("--rows", help="Comma-separated row ids (default: all of the table's rows).")
