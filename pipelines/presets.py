@@ -149,8 +149,8 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
     "demo": dict(
         gpus=0,
         img_scale=256,
-        max_epochs=3,
-        milestones=(3,),
+        max_epochs=2,
+        milestones=(2,),
         warmup_iters=20,
         batch_per_gpu=2,
         num_workers=0,

@@ -8,7 +8,7 @@ from pipelines.tables import SMOKE_BANNER, render_csv, render_markdown
 
 def test_demo_preset_takes_a_data_root_and_labels_smoke(tmp_path):
     s = resolve_settings("demo", tmp_path, data_root=tmp_path / "DOTAmini10")
-    assert (s.gpus, s.img_scale, s.max_epochs, s.milestones, s.batch_per_gpu) == (0, 256, 3, (3,), 2)
+    assert (s.gpus, s.img_scale, s.max_epochs, s.milestones, s.batch_per_gpu) == (0, 256, 2, (2,), 2)
     assert s.data_root == tmp_path / "DOTAmini10"
     assert s.smoke_figures and not s.is_smoke  # trains on the given build, not on the generated smoke set
     assert render_markdown("table4", [], s).startswith("# [SMOKE] Table 4")

@@ -325,3 +325,15 @@ def test_task2_reading_errors_name_file_and_line(tmp_path):
         task2_files(tmp_path / "empty")
     with pytest.raises(MergeError, match="must differ"):
         merge_result_folder(tmp_path, tmp_path)
+
+
+def test_merge_and_its_command_do_not_load_torch():
+    # hsfpn-data must stay light: the merge is numpy only.
+    import subprocess
+    import sys
+
+    code = "import sys, dotamini10.merge, dotamini10.coco_gt; assert 'torch' not in sys.modules, 'torch loaded'"
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=repo).returncode == 0
