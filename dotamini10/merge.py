@@ -262,11 +262,12 @@ def size_levels(boxes: np.ndarray, base: float = GRID_BASE) -> np.ndarray:
 
 
 def _level_gap(metric: MatchMetric, threshold: float) -> float:
-    # A box of level la < lb has a max side below 2 ** (1 - (lb - la)) times that of a box of level lb, and
-    # IoU never exceeds that ratio: beyond this gap no pair can match (rounded up, to stay on the safe side).
+    # A box of level la < lb has a max side below 2 ** (1 - (lb - la)) times that of a box of level lb, and IoU
+    # never exceeds that ratio: a match needs lb - la < 1 - log2(threshold). Powers of two are exact in floating
+    # point, so the default 0.5 compares adjacent levels only.
     if metric is not MatchMetric.IOU or threshold <= 0.0:
         return math.inf
-    return math.ceil(1.0 - math.log2(threshold))
+    return math.ceil(1.0 - math.log2(threshold)) - 1
 
 
 def _matches(a: _Cells, b: _Cells, p: np.ndarray, q: np.ndarray, metric: MatchMetric,
