@@ -290,6 +290,9 @@ def run_child(*args: str) -> dict:
 def bench_detect(args) -> None:
     from dotamini10.png import encode_png
 
+    if args.only == "memory":
+        bench_memory(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         config, checkpoint = _model_files(work, args.img_scale)
@@ -307,6 +310,10 @@ def bench_detect(args) -> None:
             rate = r["windows"] / r["seconds"]
             ratio = rate / (loop["windows"] / loop["seconds"])
             print(f"  {label:<44}{r['seconds']:>9.2f}{rate:>11.3f}{ratio:>7.2f}x{r['peak_rss_mb']:>14.0f}")
+    bench_memory(args)
+
+
+def bench_memory(args) -> None:
     if args.memory_side:
         with tempfile.TemporaryDirectory() as tmp:
             _big_scene(Path(tmp), args.memory_side)
@@ -320,7 +327,7 @@ def bench_detect(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("merge", "detect"), help="Run one part.")
+    parser.add_argument("--only", choices=("merge", "detect", "memory"), help="Run one part.")
     parser.add_argument("--side", type=int, default=20000, help="Merge scene side.")
     parser.add_argument("--per-window", type=int, default=1500, help="Detections per window at most.")
     parser.add_argument("--classes", type=int, default=10)
@@ -345,7 +352,7 @@ def main() -> None:
         return
     if args.only in (None, "merge"):
         bench_merge(args)
-    if args.only in (None, "detect"):
+    if args.only in (None, "detect", "memory"):
         bench_detect(args)
 
 

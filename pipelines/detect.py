@@ -179,7 +179,6 @@ def load_detector(config: str, checkpoint: Path, *, neck: str | None = None, dev
     are then sized to them. Raises :class:`DetectError` for a missing file, an unknown row, or a checkpoint that
     does not fit the model (another class count, another neck).
     """
-    import torch
     from mmdet.registry import MODELS
     from mmengine.config import ConfigDict
     from mmengine.registry import init_default_scope
@@ -203,7 +202,7 @@ def load_detector(config: str, checkpoint: Path, *, neck: str | None = None, dev
     init_default_scope(cfg.get("default_scope", "mmdet"))
     _import_custom(cfg)
     model = MODELS.build(cfg.model)
-    _load_state(model, state, checkpoint, label, len(classes))
+    _load_state(model, state, checkpoint, label, len(classes), _num_classes(cfg.model))
     model.cfg = cfg
     model.dataset_meta = dict(classes=classes)
     model.to(device)
@@ -319,11 +318,10 @@ def _config_classes(cfg: Any) -> tuple[str, ...]:
         return ()
 
 
-def _load_state(model: Any, state: dict, checkpoint: Path, label: str, n_classes: int) -> None:
+def _load_state(model: Any, state: dict, checkpoint: Path, label: str, n_classes: int, counts: list[int]) -> None:
     own = model.state_dict()
     for key, value in state.items():
         if key in own and tuple(own[key].shape) != tuple(value.shape):
-            counts = _num_classes(model.cfg.model) if hasattr(model, "cfg") else []
             raise DetectError(
                 f"checkpoint {checkpoint} does not fit config {label}: {key} is {tuple(value.shape)} there and "
                 f"{tuple(own[key].shape)} in the model (another class count? the checkpoint names {n_classes} "
