@@ -570,8 +570,10 @@ def _write_preview(path: Path, end: ImageEnd, merged: Any, classes: Sequence[str
         x1, y1, x2, y2 = (int(round(v * s)) for v in box)
         cv2.rectangle(canvas, (x1, y1), (max(x2, x1 + 1), max(y2, y1 + 1)), palette[label % len(palette)], 2)
     caption = f"{end.plan.path.name}: {len(merged):,} detections, score >= {score:g}"
-    cv2.putText(canvas, caption, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(canvas, caption, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    scale = max(canvas.shape[1] / 1400, 0.5)  # readable once the preview is shown a screen wide
+    (w, h), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    cv2.rectangle(canvas, (0, 0), (w + 16, h + 16), (0, 0, 0), -1)
+    cv2.putText(canvas, caption, (8, h + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, encode_png(canvas, compression=1, channels="bgr"))
 
