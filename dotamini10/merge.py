@@ -16,7 +16,8 @@ Notes:
     box's side), so each box is compared only with the boxes of neighbouring cells; the matching pairs form
     a sparse graph, and the greedy decisions are taken in rounds over that graph: a box whose higher-ranked
     neighbours are all suppressed is kept, a box with a kept higher-ranked neighbour is suppressed. Rounds
-    are as many as the longest chain of overlapping boxes, a handful for window duplicates.
+    are as many as the longest chain of overlapping boxes, a handful for window duplicates. The first level's
+    cell is sized from the boxes themselves (``adaptive_base``).
 
     Window names are DOTA_devkit's ``{image}__{rate}__{left}___{up}``, which the builder writes; a window
     coordinate ``v`` maps to ``(v + offset) / rate`` in the full image.
@@ -36,11 +37,8 @@ import numpy as np
 from .errors import DatasetError
 from .io import atomic_write_text
 
-# Smallest grid cell side in pixels; a box of side s lives at the first level whose cell side reaches s.
-GRID_BASE = 16.0
 # Same-level neighbours, each unordered pair of cells once (the cell itself is handled apart).
 _FORWARD_OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
-_ALL_OFFSETS = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
 
 class MergeError(DatasetError):
@@ -205,7 +203,7 @@ def match_pairs(
     metric: MatchMetric = MatchMetric.IOU,
     threshold: float = 0.5,
     pixel_inclusive: bool = False,
-    base: float = GRID_BASE,
+    base: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every pair of boxes of the same group whose match value is strictly above ``threshold``.
 
@@ -215,7 +213,7 @@ def match_pairs(
         metric: IoU or IoS.
         threshold: The strict lower bound of a match.
         pixel_inclusive: ``+ 1`` areas and intersections.
-        base: Smallest grid cell side, a power of two. Defaults to :data:`GRID_BASE`.
+        base: First level's cell side, a power of two. Defaults to :func:`adaptive_base`.
 
     Returns:
         ``(i, j)``, each shape (P,), every matching unordered pair once, in no particular order.
@@ -223,7 +221,8 @@ def match_pairs(
     Notes:
         Two boxes can overlap only if the centre of each lies within one cell of the other's, in the grid of
         the larger box's level (both sides are at most that cell's side). A level meets itself through the
-        cell itself and four forward neighbours, a smaller level meets a larger one through all nine cells.
+        cell itself and four forward neighbours, a smaller level meets a larger one through all nine cells of
+        the larger level's grid (or, when the larger boxes are few, 5 x 5 cells of the smaller level's grid).
         For IoU, ``IoU <= smaller side max / larger side max``, so levels too far apart are never compared, and
         ``IoU > t`` needs the centres closer than ``(1 - t)`` times the larger width (height), so the cells
         shrink by that factor.
@@ -232,29 +231,47 @@ def match_pairs(
         boxes = boxes + np.array([0.0, 0.0, 1.0, 1.0])
     if len(boxes) < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if base is None:
+        base = adaptive_base(boxes)
     level = size_levels(boxes, base)
     frame = _Frame(boxes, groups)
-    members = {int(v): np.flatnonzero(level == v) for v in np.unique(level)}
+    members = {int(v): np.flatnonzero(level == v) for v in np.flatnonzero(np.bincount(level))}
     gap = _level_gap(metric, threshold)
     shrink = _cell_factor(metric, threshold)
-    found_i, found_j = [], []
+    grids = {lv: _Grid(frame, base * 2.0**lv * shrink) for lv in members}
+    own = {lv: grids[lv].cells(idx) for lv, idx in members.items()}
+    found = []
     for lb, b_idx in members.items():
-        grid = _Grid(frame, base * 2.0**lb * shrink)
-        b_cells = grid.cells(b_idx)
+        found += [_matches(own[lb], own[lb], p, q, metric, threshold)
+                  for p, q in grids[lb].neighbours(own[lb], own[lb], same=True)]
         for la, a_idx in members.items():
-            if la > lb or lb - la > gap:
+            if not (la < lb and lb - la <= gap):
                 continue
-            a_cells = b_cells if la == lb else grid.cells(a_idx)
-            for p, q in grid.neighbours(a_cells, b_cells, same=(la == lb)):
-                i, j = _matches(a_cells, b_cells, p, q, metric, threshold)
-                found_i.append(i)
-                found_j.append(j)
-    if not found_i:
+            if lb - la == 1 and 3 * len(b_idx) < len(a_idx):
+                # Few larger boxes: look them up in the smaller level's grid, two cells around, rather than
+                # sorting the many smaller boxes again into the larger level's grid.
+                b_fine = grids[la].cells(b_idx)
+                found += [_matches(own[la], b_fine, p, q, metric, threshold)
+                          for p, q in grids[la].neighbours(own[la], b_fine, same=False, radius=2)]
+            else:
+                a_coarse = grids[lb].cells(a_idx)
+                found += [_matches(a_coarse, own[lb], p, q, metric, threshold)
+                          for p, q in grids[lb].neighbours(a_coarse, own[lb], same=False)]
+    if not found:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(found_i), np.concatenate(found_j)
+    return np.concatenate([i for i, _ in found]), np.concatenate([j for _, j in found])
 
 
-def size_levels(boxes: np.ndarray, base: float = GRID_BASE) -> np.ndarray:
+def adaptive_base(boxes: np.ndarray) -> float:
+    """The grid's base cell: the power of two at or above the 90th percentile of the boxes' larger sides
+    (at least 4), so that most boxes share the first level and its cells stay near their size."""
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    k = int(0.9 * (len(side) - 1))
+    p90 = float(np.partition(side, k)[k]) if len(side) else 0.0
+    return float(2.0 ** math.ceil(math.log2(max(p90, 4.0))))
+
+
+def size_levels(boxes: np.ndarray, base: float) -> np.ndarray:
     """Grid level of each box: the smallest ``l >= 0`` with ``max(w, h) <= base * 2**l`` (exact, via frexp)."""
     side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / base  # exact: base is 2**k
     mantissa, exponent = np.frexp(np.maximum(side, 1.0))
@@ -341,11 +358,12 @@ class _Grid:
 
     def __init__(self, frame: _Frame, cell: float) -> None:
         self.frame, self.cell = frame, cell
-        # The margin of one cell on each side keeps the -1 / +1 neighbours of edge cells from wrapping.
-        self.col0 = math.floor(frame.x_range[0] / cell) - 1
-        self.row0 = math.floor(frame.y_range[0] / cell) - 1
-        self.ncols = math.floor(frame.x_range[1] / cell) + 2 - self.col0
-        self.nrows = math.floor(frame.y_range[1] / cell) + 2 - self.row0
+        # A margin of two cells on each side keeps the neighbours (up to two cells away) of edge cells inside
+        # their own group's block of keys.
+        self.col0 = math.floor(frame.x_range[0] / cell) - 2
+        self.row0 = math.floor(frame.y_range[0] / cell) - 2
+        self.ncols = math.floor(frame.x_range[1] / cell) + 3 - self.col0
+        self.nrows = math.floor(frame.y_range[1] / cell) + 3 - self.row0
         self.groups_count = frame.groups_count
         if self.groups_count * self.nrows * self.ncols >= 2**62:
             raise MergeError("coordinates span too large a range to merge (more than 2**62 grid cells)")
@@ -357,17 +375,20 @@ class _Grid:
         keys = (f.groups[idx] * self.nrows + row) * self.ncols + col
         return _Cells(idx, keys, f)
 
-    def neighbours(self, a: _Cells, b: _Cells, *, same: bool):
-        """Candidate pairs as positions into ``a.sorted_idx`` and ``b.sorted_idx``, one array pair at a time.
+    def neighbours(self, a: _Cells, b: _Cells, *, same: bool, radius: int = 1):
+        """Candidate pairs as positions into ``a.sorted_idx`` and ``b.sorted_idx``, one array pair at a time:
+        the boxes of ``b`` within ``radius`` cells of each box of ``a``.
 
-        With ``same`` (``a is b``) every unordered pair of distinct boxes comes once.
+        With ``same`` (``a is b``, radius 1) every unordered pair of distinct boxes comes once.
         """
         if same:
-            p, q = a.product(np.arange(len(a.unique)), np.arange(len(a.unique)), a)
+            shared = np.flatnonzero(a.count > 1)  # cells holding one box have no pair inside
+            p, q = a.product(shared, shared, a)
             below = p < q
             yield p[below], q[below]
         lookup = b.lookup(self.groups_count * self.nrows * self.ncols)
-        for dy, dx in _FORWARD_OFFSETS if same else _ALL_OFFSETS:
+        span = range(-radius, radius + 1)
+        for dy, dx in _FORWARD_OFFSETS if same else [(dy, dx) for dy in span for dx in span]:
             mine, theirs = lookup(a.unique + (dy * self.ncols + dx))
             yield a.product(mine, theirs, b)
 
