@@ -171,7 +171,9 @@ class TableOutcome:
 
 
 def _devices(s: Settings) -> str:
-    return "1 CPU process" if s.gpus == 0 else f"{s.gpus} GPU(s)"
+    if s.gpus == 0:
+        return "1 CPU process" if s.processes == 1 else f"{s.processes} CPU processes (gloo)"
+    return f"{s.gpus} GPU(s)"
 
 
 def _init_text(s: Settings) -> str:
@@ -312,7 +314,7 @@ def run_table(
         return outcome
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
-    command = launch_command(settings.launcher, settings.gpus, srun_args=settings.srun_args)
+    command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
         plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
     )
