@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotamini10.io import atomic_path, write_json
+from dotamini10.io import atomic_path, atomic_write_text, write_json
 
 from .progress import JobProgress, Phase, remaining_evaluations, write_progress
 
@@ -288,14 +288,16 @@ def progress_hook(job_dir: Path, val_interval: int, min_interval_s: float = 1.0)
         def __init__(self) -> None:
             self.loss: float | None = None
             self.written = 0.0
+            self.last_key: tuple[Phase, int] | None = None
             self.eval_started = 0.0
             self.eval_s: float | None = None
 
         def write(self, runner: Any, phase: Phase, done: int, total: int, force: bool = False) -> None:
             now = time.monotonic()
-            if not is_main_process() or (not force and now - self.written < min_interval_s):
+            key = (phase, runner.epoch)
+            if not is_main_process() or (not force and key == self.last_key and now - self.written < min_interval_s):
                 return
-            self.written = now
+            self.written, self.last_key = now, key
             loop = runner.train_loop
             # In after_train_iter runner.iter does not count the iteration yet.
             train_done = runner.iter + (1 if phase is Phase.TRAIN and done > 0 else 0)
@@ -490,9 +492,14 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
 
     start = time.monotonic()
     job_dir = Path(job_dir).resolve()
+    resolved = (job_dir / CONFIG).read_text(encoding="utf-8")
     cfg = Config.fromfile(str(job_dir / CONFIG))
     resumed_from, val_interval = _prepare(cfg, job_dir, launcher)
     runner = Runner.from_cfg(cfg)
+    if get_rank() == 0:
+        # The Runner dumps its run-time copy (launcher, resume, hook types) under the config's own name: put
+        # the resolved config back, the one init_detector(job_config.py, model.pth) should build.
+        atomic_write_text(job_dir / CONFIG, resolved)
     runner.register_hook(_stop_on_divergence(), priority="LOW")
     runner.register_hook(progress_hook(job_dir, val_interval))
     last_val = final_metrics_hook()
@@ -511,8 +518,16 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
         processes=runner.world_size,
     )
     if get_rank() == 0:
+        _remove_empty(job_dir / ".dist_test")  # mmengine's gathering folder (cwd-relative), empty after use
         write_json(job_dir / DONE, record, indent=2, sort_keys=True)
     return record
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # absent, or not empty
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
