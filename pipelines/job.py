@@ -60,6 +60,7 @@ _AITOD_KEYS = {
     "aitod/APs": "APs",
     "aitod/APm": "APm",
 }
+METRIC_COLUMNS: tuple[str, ...] = tuple(_AITOD_KEYS.values())
 
 
 def last_checkpoint(job_dir: Path) -> Path | None:
