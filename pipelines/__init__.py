@@ -12,4 +12,6 @@ Modules:
     job             One job's process (train, test, done marker).
     tables          Table plans, runs and outputs (md, csv, png).
     table5          Table 5 (parameters and FLOPs).
+    visualize/      The paper's analysis figures on your data: TP/FP/FN error views, high-frequency
+                    responses and P2 features, the signal-to-clutter ratio of tiny objects.
 """
