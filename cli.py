@@ -531,6 +531,40 @@ def _print_event(event: object) -> None:
     typer.echo(format_event(event))
 
 
+@contextlib.contextmanager
+def _job_progress(report_every: float) -> Iterator[tuple[object, float]]:
+    """Yield the runner's progress callback and its report interval.
+
+    On a terminal a rich bar follows the running job (training iterations, loss, speed, the job's and the
+    plan's ETA; evaluations as they run) every 2 s and state changes print as lines above it; elsewhere (logs,
+    Slurm batch output) every event is one line, running ones every ``report_every`` seconds.
+    """
+    if not sys.stderr.isatty():
+        yield _print_event, report_every
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from pipelines.runner import EventKind, format_duration, format_event
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), TextColumn("{task.fields[info]}"),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("", total=None, info="")
+
+    def update(event: object) -> None:
+        if event.state is not EventKind.RUNNING:
+            bar.console.print(format_event(event), highlight=False)
+            return
+        etas = f"job ETA {format_duration(event.job_eta_s)}  all ETA {format_duration(event.plan_eta_s)}"
+        p = event.progress
+        done, total = (None, None) if p is None else (p.train_iter, p.train_iters)
+        bar.update(task, description=f"[{event.index}/{event.total}] {event.key}", completed=done or 0,
+                   total=total, info=f"{event.detail}  {etas}")
+
+    with bar:
+        yield update, min(report_every, 2.0)
+
+
 def _register_table_command(table: str) -> None:
     data = "DOTAMINI10_DIR" if table == "table4" else "AITOD_DIR"
     epilog = (
@@ -587,7 +621,7 @@ def _register_table_command(table: str) -> None:
     ) -> None:
         from pipelines.tables import reproduce, summarize
 
-        with domain_errors():
+        with domain_errors(), _job_progress(report_every) as (progress, every):
             outcome = reproduce(
                 table,
                 preset=preset,
@@ -598,8 +632,8 @@ def _register_table_command(table: str) -> None:
                     train_ann=train_ann, test_ann=test_ann, train_images=train_images, test_images=test_images
                 ),
                 dry_run=dry_run,
-                progress=_print_event,
-                report_every_s=report_every,
+                progress=progress,
+                report_every_s=every,
                 data_root=data_root,
                 pretrained=pretrained,
                 **_run_overrides(
@@ -688,7 +722,7 @@ def train_command(
     """Train a detector (FPN or HS-FPN) on any COCO-format dataset, evaluated with the AI-TOD metric."""
     from pipelines.training import summarize, train
 
-    with domain_errors():
+    with domain_errors(), _job_progress(report_every) as (progress, every):
         outcome = train(
             config,
             data_root=data_root,
@@ -697,8 +731,8 @@ def train_command(
             neck=neck,
             data_paths=dict(train_ann=train_ann, val_ann=val_ann, train_images=train_images, val_images=val_images),
             dry_run=dry_run,
-            progress=_print_event,
-            report_every_s=report_every,
+            progress=progress,
+            report_every_s=every,
             pretrained=pretrained,
             **_run_overrides(
                 gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,

@@ -296,7 +296,8 @@ def progress_hook(job_dir: Path, val_interval: int, min_interval_s: float = 1.0)
         def write(self, runner: Any, phase: Phase, done: int, total: int, force: bool = False) -> None:
             now = time.monotonic()
             key = (phase, runner.epoch)
-            if not is_main_process() or (not force and key == self.last_key and now - self.written < min_interval_s):
+            force = force or key != self.last_key or done == total  # each phase's first and last position
+            if not is_main_process() or (not force and now - self.written < min_interval_s):
                 return
             self.written, self.last_key = now, key
             loop = runner.train_loop
