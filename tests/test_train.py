@@ -127,7 +127,8 @@ def _own_config(tmp_path: Path) -> Path:
     base = REPO / "pipelines" / "configs" / "faster-rcnn_mobilenetv2_fpn_1x_aitod.py"
     path.write_text(
         f"_base_ = {str(base)!r}\n"
-        "model = dict(train_cfg=dict(rcnn=dict(sampler=dict(num=64))), test_cfg=dict(rcnn=dict(score_thr=0.0)))\n"
+        "model = dict(train_cfg=dict(rcnn=dict(sampler=dict(num=64))), test_cfg=dict(rcnn=dict(score_thr=0.0)),\n"
+        "             roi_head=dict(bbox_head=dict(fc_out_channels=64)))\n"
     )
     return path
 
