@@ -256,7 +256,7 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     cfg.default_hooks.logger.interval = settings.log_interval
     if settings.max_per_img is not None:
         cap_per_image(cfg.model, settings.max_per_img)
-    if settings.gpus == 0:
+    if settings.backend == "gloo":
         # The NCCL backend does not exist on CPU; gloo serves CPU-only distributed runs.
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
     # The process count sets the iterations per epoch and the effective batch: part of the job's identity (its

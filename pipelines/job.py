@@ -226,7 +226,30 @@ def guard_parent(launcher: str) -> None:
         return
     from dotamini10.processes import die_with_parent
 
-    die_with_parent(int(os.environ.get(LAUNCHER_PID_ENV) or os.getppid()))
+    parent = os.getppid()
+    expected = int(os.environ.get(LAUNCHER_PID_ENV) or parent)
+    if expected != parent and _alive(expected):
+        # A value inherited from elsewhere (torchrun started by hand): the living parent is the launcher.
+        expected = parent
+    # Otherwise a launcher that died before this line is caught: die_with_parent compares it with getppid().
+    die_with_parent(expected)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, such as a launcher that just died, does not)."""
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.parent.parent.is_dir() and Path("/proc/self").exists():
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def init_process_group(env: DistEnv, backend: str) -> None:

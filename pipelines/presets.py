@@ -121,6 +121,13 @@ class Settings:
         return self.processes * self.batch_per_gpu
 
     @property
+    def devices(self) -> str:
+        """What runs a job, for reports: ``"2 GPU(s)"``, ``"1 CPU process"``, ``"2 CPU processes (gloo)"``."""
+        if self.gpus == 0:
+            return "1 CPU process" if self.processes == 1 else f"{self.processes} CPU processes (gloo)"
+        return f"{self.gpus} GPU(s)"
+
+    @property
     def backend(self) -> str:
         """The ``torch.distributed`` backend of a multi-process job: NCCL on GPUs, gloo on CPU."""
         return "nccl" if self.gpus > 0 else "gloo"

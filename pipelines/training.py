@@ -62,7 +62,7 @@ class TrainPlan:
         lines = [
             f"train {self.job.key} ({self.source}) on {d.root}: {len(d.classes)} classes {list(d.classes)}",
             f"data: train {d.train_ann} (images {d.train_img}), evaluation {d.test_ann} (images {d.test_img})",
-            f"preset {s.preset}; {_devices(s)} x {s.batch_per_gpu} image(s) = effective batch {s.effective_batch}; "
+            f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch {s.effective_batch}; "
             f"launcher {s.launcher}; {s.max_epochs} epochs, steps at {list(s.milestones)}; input {s.img_scale} px; "
             + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval else "evaluated once at the end"),
             f"work dir: {self.job.work_dir} ({state}{': ' + detail if detail else ''})",
@@ -79,12 +79,6 @@ class TrainOutcome:
     plan: TrainPlan
     result: JobResult | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
-
-
-def _devices(s: Settings) -> str:
-    if s.gpus == 0:
-        return "1 CPU process" if s.processes == 1 else f"{s.processes} CPU processes (gloo)"
-    return f"{s.gpus} GPU(s)"
 
 
 def _file_config(path: Path, neck: str | None, layout: DatasetLayout, settings: Settings) -> Any:
@@ -257,7 +251,7 @@ def render_markdown(plan: TrainPlan, result: JobResult) -> str:
     lines += [
         f"- config: {plan.source}; classes: {', '.join(plan.layout.classes)}",
         f"- data: {plan.layout.root} (train {plan.layout.train_ann}, evaluation {plan.layout.test_ann})",
-        f"- effective batch {s.effective_batch} ({_devices(s)} x {s.batch_per_gpu}); {s.max_epochs} epochs, "
+        f"- effective batch {s.effective_batch} ({s.devices} x {s.batch_per_gpu}); {s.max_epochs} epochs, "
         f"lr steps at {list(s.milestones)}; input {s.img_scale} px",
         f"- status: {result.status}" + (f" ({result.error})" if result.error else ""),
         "",

@@ -119,3 +119,24 @@ def test_cpu_model_wrapper_keeps_the_configs_keys_and_drops_device_ids():
     assert cpu_model_wrapper(cfg) == dict(
         type="MMDistributedDataParallel", broadcast_buffers=True, find_unused_parameters=False, device_ids=None
     )
+
+
+def test_guard_parent_binds_torchruns_workers_to_the_launcher(monkeypatch):
+    import os
+
+    import pipelines.job as job
+
+    bound = []
+    monkeypatch.setattr("dotamini10.processes.die_with_parent", lambda pid: bound.append(pid))
+    job.guard_parent("none")
+    job.guard_parent("slurm")  # tasks are slurmstepd's: the step ends with srun
+    assert bound == []
+    monkeypatch.setenv(job.LAUNCHER_PID_ENV, str(os.getppid()))
+    job.guard_parent("pytorch")
+    # A pid left in the environment by something else that still runs: the living parent is the launcher.
+    monkeypatch.setenv(job.LAUNCHER_PID_ENV, str(os.getpid()))
+    job.guard_parent("pytorch")
+    # The launcher is gone (no such process): bind to it anyway, so that die_with_parent ends this process.
+    monkeypatch.setenv(job.LAUNCHER_PID_ENV, str(2**22 + 12345))
+    job.guard_parent("pytorch")
+    assert bound == [os.getppid(), os.getppid(), 2**22 + 12345]
