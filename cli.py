@@ -619,6 +619,7 @@ def _register_table_command(table: str) -> None:
         report_every: ReportEveryOption = 60.0,
         dry_run: DryRunOption = False,
     ) -> None:
+        from pipelines.runner import JobStatus
         from pipelines.tables import reproduce, summarize
 
         with domain_errors(), _job_progress(report_every) as (progress, every):
@@ -646,7 +647,7 @@ def _register_table_command(table: str) -> None:
             typer.echo(outcome.plan.describe(with_configs=True))
             return
         typer.echo(summarize(outcome))
-        failed = [r for r in outcome.results if r.status == "failed"]
+        failed = [r for r in outcome.results if r.status is JobStatus.FAILED]
         if failed:
             typer.secho(f"error: {len(failed)} job(s) failed; see the logs named in the table", fg=typer.colors.RED, err=True)
             raise typer.Exit(code=1)
@@ -720,6 +721,7 @@ def train_command(
     dry_run: DryRunOption = False,
 ) -> None:
     """Train a detector (FPN or HS-FPN) on any COCO-format dataset, evaluated with the AI-TOD metric."""
+    from pipelines.runner import JobStatus
     from pipelines.training import summarize, train
 
     with domain_errors(), _job_progress(report_every) as (progress, every):
@@ -744,7 +746,7 @@ def train_command(
         typer.echo(outcome.plan.describe(with_config=True))
         return
     typer.echo(summarize(outcome))
-    if outcome.result is not None and outcome.result.status == "failed":
+    if outcome.result is not None and outcome.result.status is JobStatus.FAILED:
         typer.secho(f"error: the training failed; see {outcome.result.log}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
 
