@@ -287,7 +287,8 @@ def launch_command(
     job_module = ["-m", "pipelines.job"]
 
     def command(job: Job) -> list[str]:
-        tail = [str(job.work_dir), "--launcher", launcher]
+        # Absolute: the job process runs in its own folder (mmengine writes cwd-relative gathering files).
+        tail = [str(job.work_dir.absolute()), "--launcher", launcher]
         if launcher == "pytorch":
             port = master_port if master_port is not None else free_port()
             return [
@@ -556,7 +557,7 @@ def _run_one(
         # The guard ends the job (and a launcher's children) when this process dies, even by SIGKILL; its own
         # session keeps a terminal's Ctrl-C away from the job: the runner stops it (and records the attempt).
         proc = subprocess.Popen(
-            guarded(argv, os.getpid()), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(d),
+            guarded(argv, os.getpid()), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(d.absolute()),
             start_new_session=True,
         )
         try:

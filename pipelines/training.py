@@ -89,7 +89,7 @@ def _file_config(path: Path, neck: str | None, layout: DatasetLayout, settings: 
     except Exception as exc:  # mmengine raises many kinds for a bad file: each becomes one line here
         raise TrainError(f"--config {path}: cannot load it ({type(exc).__name__}: {exc})") from None
     try:
-        if neck == "hsfpn":
+        if neck == "hsfpn" and cfg.model.get("neck", {}).get("type") != "HSFPN":
             from mmengine.config import ConfigDict
 
             cfg.model = ConfigDict(swap_neck(cfg.model.to_dict(), VARIANTS["hsfpn"]))

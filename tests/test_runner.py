@@ -326,3 +326,10 @@ def test_free_port_can_be_bound():
     port = free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_relative_work_dirs_reach_the_job_as_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = Job("k", "r", "v", Path("runs") / "k")
+    argv = launch_command("none", 1)(job)
+    assert argv[-3] == str(tmp_path / "runs" / "k")
