@@ -27,7 +27,7 @@ demo: setup
 		--rows faster_rcnn --report-every 60
 	$(VENV)/bin/hsfpn-data synthetic-dota --out $(DEMO_SCENES)
 	$(VENV)/bin/hsfpn-data coco-gt --dota-root $(DEMO_SCENES) --split val --out $(DEMO_DETECT)/val_full.json
-	$(VENV)/bin/hsfpn-repro detect --config $(DEMO_JOB)/job_config.py --checkpoint "$$(cat $(DEMO_JOB)/last_checkpoint)" \
+	$(VENV)/bin/hsfpn-repro detect --config $(DEMO_JOB)/job_config.py --checkpoint $(DEMO_JOB)/model.pth \
 		--images $(DEMO_SCENES)/val/images --out $(DEMO_DETECT) --gt $(DEMO_DETECT)/val_full.json --resume
 	$(VENV)/bin/hsfpn-repro eval --ann $(DEMO_DETECT)/val_full.json --dets $(DEMO_DETECT)/results.bbox.json \
 		--out $(DEMO_DETECT)/aitod_report.json

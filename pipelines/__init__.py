@@ -5,11 +5,16 @@ Modules:
                     runtime files + one file per detector); the neck is swapped per job, never copied.
     paper           The paper's figures of Tables 1-4.
     presets         Run settings: defaults -> preset (``paper`` / ``smoke``) -> command-line overrides.
-    datasets        AI-TOD / DOTAmini10 layouts, checked on disk and applied to a config.
+    datasets        AI-TOD / DOTAmini10 / any COCO-format layouts, checked on disk and applied to a config.
     synthetic_coco  The seeded synthetic tiny-object COCO set of the smoke preset.
     detectors       Rows, neck variants and the resolution of one job's config.
     runner          Jobs in subprocesses: skip finished, resume interrupted, record failures, progress.
-    job             One job's process (train, test, done marker).
+    parent_guard    Starts a job so that it (and torchrun's or srun's processes) ends when the runner dies.
+    job             One job's processes (process group, train, evaluate, model.pth, done marker).
+    progress        Where a running job is (progress.json), written by the job and read by the runner.
     tables          Table plans, runs and outputs (md, csv, png).
+    training        ``hsfpn-repro train``: one job on one's own COCO-format data, with its report.
     table5          Table 5 (parameters and FLOPs).
+    visualize/      The paper's analysis figures on your data: TP/FP/FN error views, high-frequency
+                    responses and P2 features, the signal-to-clutter ratio of tiny objects.
 """

@@ -134,7 +134,7 @@ class Plan:
         if s.smoke_figures:
             lines.append(SMOKE_BANNER)
         lines.append(
-            f"preset {s.preset}; {_devices(s)} x {s.batch_per_gpu} image(s) = effective batch "
+            f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch "
             f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.max_epochs} epochs, steps at "
             f"{list(s.milestones)}; input {s.img_scale} x {s.img_scale}"
         )
@@ -168,10 +168,6 @@ class TableOutcome:
     results: list[JobResult] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
-
-
-def _devices(s: Settings) -> str:
-    return "1 CPU process" if s.gpus == 0 else f"{s.gpus} GPU(s)"
 
 
 def _init_text(s: Settings) -> str:
@@ -312,7 +308,7 @@ def run_table(
         return outcome
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
-    command = launch_command(settings.launcher, settings.gpus, srun_args=settings.srun_args)
+    command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
         plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
     )
@@ -403,7 +399,7 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
         lines += [f"**{SMOKE_BANNER}**", ""]
     lines += [
         f"- preset: {settings.preset}",
-        f"- effective batch: {settings.effective_batch} ({_devices(settings)} x {settings.batch_per_gpu}); "
+        f"- effective batch: {settings.effective_batch} ({settings.devices} x {settings.batch_per_gpu}); "
         "the paper used 2 (2 GPUs x 1)",
         f"- schedule: {settings.max_epochs} epochs, lr steps at {list(settings.milestones)}, "
         f"input {settings.img_scale} x {settings.img_scale}",
