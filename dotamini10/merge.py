@@ -231,10 +231,10 @@ def match_pairs(
         boxes = boxes + np.array([0.0, 0.0, 1.0, 1.0])
     if len(boxes) < 2:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    if base is None:
-        base = adaptive_base(boxes)
-    level = size_levels(boxes, base)
     frame = _Frame(boxes, groups)
+    if base is None:
+        base = _base_of(frame.side)
+    level = _levels_of(frame.side, base)
     members = {int(v): np.flatnonzero(level == v) for v in np.flatnonzero(np.bincount(level))}
     gap = _level_gap(metric, threshold)
     shrink = _cell_factor(metric, threshold)
@@ -265,7 +265,10 @@ def match_pairs(
 def adaptive_base(boxes: np.ndarray) -> float:
     """The grid's base cell: the power of two at or above the 90th percentile of the boxes' larger sides
     (at least 4), so that most boxes share the first level and its cells stay near their size."""
-    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    return _base_of(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))
+
+
+def _base_of(side: np.ndarray) -> float:
     k = int(0.9 * (len(side) - 1))
     p90 = float(np.partition(side, k)[k]) if len(side) else 0.0
     return float(2.0 ** math.ceil(math.log2(max(p90, 4.0))))
@@ -273,8 +276,11 @@ def adaptive_base(boxes: np.ndarray) -> float:
 
 def size_levels(boxes: np.ndarray, base: float) -> np.ndarray:
     """Grid level of each box: the smallest ``l >= 0`` with ``max(w, h) <= base * 2**l`` (exact, via frexp)."""
-    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / base  # exact: base is 2**k
-    mantissa, exponent = np.frexp(np.maximum(side, 1.0))
+    return _levels_of(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]), base)
+
+
+def _levels_of(side: np.ndarray, base: float) -> np.ndarray:
+    mantissa, exponent = np.frexp(np.maximum(side / base, 1.0))  # side / base is exact: base is 2**k
     return (exponent - (mantissa == 0.5)).astype(np.int64)
 
 
@@ -344,10 +350,12 @@ class _Frame:
 
     def __init__(self, boxes: np.ndarray, groups: np.ndarray) -> None:
         self.boxes, self.groups = boxes, groups
-        self.cols = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
-        self.areas = (self.cols[2] - self.cols[0]) * (self.cols[3] - self.cols[1])
-        self.cx = (boxes[:, 0] + boxes[:, 2]) * 0.5
-        self.cy = (boxes[:, 1] + boxes[:, 3]) * 0.5
+        self.cols = x1, y1, x2, y2 = tuple(np.ascontiguousarray(boxes[:, k]) for k in range(4))
+        width, height = x2 - x1, y2 - y1
+        self.areas = width * height
+        self.side = np.maximum(width, height)
+        self.cx = (x1 + x2) * 0.5
+        self.cy = (y1 + y2) * 0.5
         self.x_range = (float(self.cx.min()), float(self.cx.max()))
         self.y_range = (float(self.cy.min()), float(self.cy.max()))
         self.groups_count = int(groups.max()) + 1
@@ -370,9 +378,9 @@ class _Grid:
 
     def cells(self, idx: np.ndarray) -> _Cells:
         f = self.frame
-        col = np.floor(f.cx[idx] / self.cell).astype(np.int64) - self.col0
-        row = np.floor(f.cy[idx] / self.cell).astype(np.int64) - self.row0
-        keys = (f.groups[idx] * self.nrows + row) * self.ncols + col
+        col = np.floor(f.cx.take(idx) / self.cell).astype(np.int64) - self.col0
+        row = np.floor(f.cy.take(idx) / self.cell).astype(np.int64) - self.row0
+        keys = (f.groups.take(idx) * self.nrows + row) * self.ncols + col
         return _Cells(idx, keys, f)
 
     def neighbours(self, a: _Cells, b: _Cells, *, same: bool, radius: int = 1):
