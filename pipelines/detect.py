@@ -191,7 +191,13 @@ def load_detector(config: str, checkpoint: Path, *, neck: str | None = None, dev
 
         if neck not in ("fpn", "hsfpn"):
             raise DetectError(f"--neck must be fpn or hsfpn, got {neck!r}")
-        cfg.model = ConfigDict(swap_neck(cfg.model.to_dict(), VARIANTS[neck]))
+        current = cfg.model.get("neck", {}).get("type")
+        if current is None:
+            raise DetectError(f"--neck {neck}: config {label} has no neck to swap")
+        if neck == "fpn" and current == "HSFPN":
+            raise DetectError(f"--neck fpn: config {label} has an HS-FPN neck; give a config with an FPN")
+        if not (neck == "hsfpn" and current == "HSFPN"):  # a config's own HS-FPN is kept as it is
+            cfg.model = ConfigDict(swap_neck(cfg.model.to_dict(), VARIANTS[neck]))
     counts = _num_classes(cfg.model)
     if classes and label.startswith("row ") and counts:
         _set_num_classes(cfg.model, len(classes))

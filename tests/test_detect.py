@@ -178,3 +178,13 @@ def test_random_init_faster_rcnn_runs_detect_on_a_3000_by_2500_scene(tmp_path):
                tmp_path / "eight.pth")
     with pytest.raises(DetectError, match=r"eight.pth has 8 classes, config .*frcnn.py has 10"):
         detect_images([image], tmp_path / "out2", config=str(config), checkpoint=tmp_path / "eight.pth")
+
+
+def test_neck_option_on_a_config_that_has_no_fpn(scene, tmp_path):
+    # The oracle has no neck: --neck hsfpn cannot swap one in, and says so in one line.
+    with pytest.raises(DetectError, match="has no neck to swap"):
+        detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
+                      checkpoint=scene["checkpoint"], neck="hsfpn")
+    with pytest.raises(DetectError, match="--neck must be fpn or hsfpn"):
+        detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
+                      checkpoint=scene["checkpoint"], neck="bifpn")
