@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -615,6 +616,72 @@ def _mean_defined(values: np.ndarray) -> float:
     return float(np.mean(defined)) if defined.size else -1.0
 
 
+def _scatter(values: np.ndarray, rows: np.ndarray, size: int, fill: int) -> np.ndarray:
+    """``values`` of some rows put back in input order; the other rows get ``fill``."""
+    out = np.full(size, fill, dtype=values.dtype)
+    out[rows] = values
+    return out
+
+
+class MatchStatus(enum.IntEnum):
+    """What the evaluator made of one detection or ground truth (:meth:`AITODEval.matching`).
+
+    ``MATCHED``: a true positive (detection) or a found object (ground truth). ``UNMATCHED``: a false positive
+    (detection) or a miss (ground truth). ``IGNORED``: counted neither way (crowd regions, ground truth outside
+    the area range and the detections matched to them, unmatched detections outside the range).
+    ``NOT_EVALUATED``: its image is not evaluated, or the detection is beyond ``max_dets[-1]`` of its image and
+    category.
+    """
+
+    NOT_EVALUATED = 0
+    MATCHED = 1
+    UNMATCHED = 2
+    IGNORED = 3
+
+
+@dataclass(frozen=True, eq=False)
+class Matching:
+    """Per-row outcome of the evaluator's matching at one IoU threshold and area range.
+
+    Attributes:
+        iou: The IoU threshold.
+        area: The area-range label.
+        det_status: (N_det,) int8 :class:`MatchStatus` of each detection, in the input order of :class:`Detections`.
+        det_gt: (N_det,) int64 ground-truth row (input order of :class:`GroundTruth`) the detection matched,
+            -1 for none.
+        gt_status: (N_gt,) int8 :class:`MatchStatus` of each ground truth.
+        gt_det: (N_gt,) int64 detection row that matched it, -1 for none (and for crowd regions, which many
+            detections may share).
+        det_image: (N_det,) int64 image position of each detection (``GroundTruth.img_ids`` order).
+        gt_image: (N_gt,) int64 image position of each ground truth.
+    """
+
+    iou: float
+    area: str
+    det_status: np.ndarray
+    det_gt: np.ndarray
+    gt_status: np.ndarray
+    gt_det: np.ndarray
+    det_image: np.ndarray
+    gt_image: np.ndarray
+
+    def counts_per_image(self, n_images: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """True positives, false positives and misses of every image.
+
+        Args:
+            n_images: Number of images (``len(GroundTruth.img_ids)``).
+
+        Returns:
+            ``(tp, fp, fn)``: three (n_images,) int64 arrays.
+        """
+        def count(image: np.ndarray, status: np.ndarray, which: MatchStatus) -> np.ndarray:
+            return np.bincount(image[status == which], minlength=n_images).astype(np.int64)
+
+        return (count(self.det_image, self.det_status, MatchStatus.MATCHED),
+                count(self.det_image, self.det_status, MatchStatus.UNMATCHED),
+                count(self.gt_image, self.gt_status, MatchStatus.UNMATCHED))  # fmt: skip
+
+
 class AITODEval:
     """COCO-style box evaluation with AI-TOD's parameters, equal to pycocotools configured with them.
 
@@ -697,6 +764,7 @@ class AITODEval:
         self._g_crowd = gt.iscrowd[g_order]
         self._g_category = gt.category[g_order]
         self._g_nonzero_id = gt.ann_ids[g_order] != 0
+        self._g_input = g_order  # row of each grouped ground truth in the input (for matching())
 
         # Detections grouped the same way, by decreasing score inside a group (stable), cut to max_dets[-1].
         d_keep = np.flatnonzero(self._img_mask[dt.image])
@@ -708,6 +776,7 @@ class AITODEval:
         d_order, d_group, rank = d_order[cut], d_group[cut], rank[cut]
         self._d_group = d_group
         self._d_rank = rank
+        self._d_input = d_order  # row of each kept detection in the input (for matching())
         self._d_image = dt.image[d_order]
         self._d_category = dt.category[d_order]
         self._d_scores = dt.scores[d_order]
@@ -765,6 +834,66 @@ class AITODEval:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy(), np.zeros(0)
         return np.concatenate(out_det), np.concatenate(out_gt), np.concatenate(out_iou)
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def matching(self, iou: float = 0.5, area: str = "all") -> Matching:
+        """The evaluator's own matching at one IoU threshold and area range, per input row.
+
+        What :meth:`accumulate` counts at the largest ``max_dets``: the true positives are exactly the ones behind
+        ``recall[t, k, a, -1]`` (per category, ``TP / (TP + FN)``), and the false positives those behind its
+        precision curve.
+
+        Args:
+            iou: An IoU threshold of the parameters (``params.iou_thrs``), e.g. 0.5.
+            area: An area-range label of the parameters (``params.area_labels``), e.g. ``"all"``.
+
+        Returns:
+            The status of every detection and ground truth (see :class:`Matching`).
+
+        Raises:
+            AITODStateError: :meth:`evaluate` has not run.
+            ValueError: ``iou`` or ``area`` is not one of the parameters'.
+        """
+        if self._matches is None:
+            raise AITODStateError("matching() needs evaluate() first")
+        p = self.params
+        hits = np.flatnonzero(np.isclose(np.asarray(p.iou_thrs), iou, rtol=0, atol=1e-12))
+        if not hits.size:
+            raise ValueError(f"iou must be one of the evaluator's thresholds {p.iou_thrs}, got {iou}")
+        if area not in p.area_labels:
+            raise ValueError(f"area must be one of the evaluator's area labels {p.area_labels}, got {area!r}")
+        a = p.area_labels.index(area)
+        lo, hi = p.area_rngs[a]
+        md, mg = self._matches[a, int(hits[0])]
+        g_ignored = self._g_crowd | (self._g_areas < lo) | (self._g_areas > hi)
+        # The rules of accumulate(): a match to an ignored ground truth is ignored; a match to a ground truth
+        # with id 0 is not credited (pycocotools' flag is the id); an uncredited detection outside the range
+        # is ignored, any other is a false positive.
+        credited = self._g_nonzero_id[mg] & ~g_ignored[mg]
+        n_det, n_gt = len(self._d_group), len(self._g_group)
+        det_status = np.full(n_det, MatchStatus.UNMATCHED, dtype=np.int8)
+        outside = (self._d_areas < lo) | (self._d_areas > hi)
+        det_status[outside] = MatchStatus.IGNORED
+        det_status[md[g_ignored[mg]]] = MatchStatus.IGNORED
+        det_status[md[credited]] = MatchStatus.MATCHED
+        gt_status = np.where(g_ignored, MatchStatus.IGNORED, MatchStatus.UNMATCHED).astype(np.int8)
+        gt_status[mg[credited]] = MatchStatus.MATCHED
+        det_gt = np.full(n_det, -1, dtype=np.int64)
+        det_gt[md] = self._g_input[mg]
+        sole = ~self._g_crowd[mg]  # a crowd region may be shared: it names no single detection
+        gt_det = np.full(n_gt, -1, dtype=np.int64)
+        gt_det[mg[sole]] = self._d_input[md[sole]]
+        return Matching(
+            iou=float(p.iou_thrs[int(hits[0])]),
+            area=area,
+            det_status=_scatter(det_status, self._d_input, len(self.dets.scores), MatchStatus.NOT_EVALUATED),
+            det_gt=_scatter(det_gt, self._d_input, len(self.dets.scores), -1),
+            gt_status=_scatter(gt_status, self._g_input, len(self.gt.ann_ids), MatchStatus.NOT_EVALUATED),
+            gt_det=_scatter(gt_det, self._g_input, len(self.gt.ann_ids), -1),
+            det_image=self.dets.image,
+            gt_image=self.gt.image,
+        )
 
     # -- accumulate ----------------------------------------------------------------------------
 
