@@ -246,7 +246,7 @@ def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
     """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet).
 
     The bar starts at the first call: its refresh thread would otherwise exist when the builder starts its
-    workers, which rules out forking them straight from this process (``dotamini10.build.fork_is_safe``).
+    workers, which rules out forking them straight from this process (``dotamini10.pool.fork_is_safe``).
     """
     if quiet:
         yield None
