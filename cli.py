@@ -246,7 +246,7 @@ def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
     """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet).
 
     The bar starts at the first call: its refresh thread would otherwise exist when the builder starts its
-    workers, which rules out forking them straight from this process (``dotamini10.build.fork_is_safe``).
+    workers, which rules out forking them straight from this process (``dotamini10.pool.fork_is_safe``).
     """
     if quiet:
         yield None
@@ -320,6 +320,125 @@ def stats_command(
     )
     for path in [*run.report_files, *run.card_files]:
         typer.echo(f"wrote {path}")
+
+
+@data_app.command(
+    "synthetic-dota",
+    epilog="Examples:\n\n  hsfpn-data synthetic-dota --out runs/demo/synthetic_dota\n\n"
+           "  hsfpn-data synthetic-dota --out scenes --seed 3",
+)
+def synthetic_dota_command(
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Release root to write (train/ and val/).")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed (0 is the sample build-dotamini10 uses).")] = 0,
+) -> None:
+    """Write the embedded synthetic DOTA sample (the full scenes build-dotamini10 builds from by default)."""
+    from dotamini10.synthetic import DEFAULT_SCENES, generate_synthetic_dota
+
+    root = generate_synthetic_dota(out, seed=seed)
+    for scene in DEFAULT_SCENES:
+        typer.echo(f"{scene.split}/images/{scene.name}.png: {scene.width:,} x {scene.height:,} px")
+    typer.echo(f"wrote {root}")
+
+
+@data_app.command(
+    "merge",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-data merge work/window_results --out work/full_results\n\n"
+        "  hsfpn-data merge work/window_results --out work/devkit_results --devkit\n\n"
+        "  hsfpn-data merge work/window_results --out work/merged --method nmm --metric ios --nms-thresh 0.6"
+    ),
+)
+def merge_command(
+    src: Annotated[
+        Path, typer.Argument(help="Folder of Task2_{class}.txt window results: '{image}__{rate}__{left}___{up} "
+                                  "score x1 y1 x2 y2' lines.")
+    ],
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the full-image Task2_{class}.txt files.")],
+    nms_thresh: Annotated[
+        Optional[float], typer.Option("--nms-thresh", help="Match threshold (strictly above). Default 0.5; 0.1 "
+                                                           "with --devkit.")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="nms (drop matches) or nmm (merge them).")] = "nms",
+    metric: Annotated[str, typer.Option("--metric", help="iou, or ios (intersection over the smaller box).")] = "iou",
+    max_per_image: Annotated[
+        Optional[int], typer.Option("--max-per-image", help="Keep at most this many detections per image.")
+    ] = None,
+    class_agnostic: Annotated[
+        bool, typer.Option("--class-agnostic", help="Let boxes of different classes suppress each other.")
+    ] = False,
+    devkit: Annotated[
+        bool, typer.Option("--devkit", help="DOTA_devkit's ResultMerge (mergebyrec): NMS at 0.1 with its "
+                                           "(x2 - x1 + 1) * (y2 - y1 + 1) areas.")
+    ] = False,
+) -> None:
+    """Merge window-level results of any detector into full-image results (class-wise NMS by default)."""
+    from dotamini10.merge import DEVKIT_OPTIONS, merge_result_folder
+
+    with domain_errors():
+        options = _merge_options(method, metric, nms_thresh, max_per_image, class_agnostic, devkit,
+                                 base=DEVKIT_OPTIONS if devkit else None)
+        summary = merge_result_folder(src, out, options=options)
+    typer.echo(
+        f"{summary.boxes_in:,} window detections of {summary.windows:,} windows -> {summary.boxes_out:,} "
+        f"detections of {summary.images:,} images (merge {summary.seconds:.2f} s)"
+    )
+    typer.echo(f"wrote {len(summary.files)} files to {out}")
+
+
+def _merge_options(method, metric, threshold, max_per_image, class_agnostic, devkit, *, base=None):
+    """MergeOptions from command-line values (unknown names are one-line errors)."""
+    import dataclasses
+
+    from dotamini10.merge import MatchMetric, MergeError, MergeMethod, MergeOptions
+
+    try:
+        kinds = dict(method=MergeMethod(method), metric=MatchMetric(metric))
+    except ValueError:
+        raise MergeError(f"--method must be nms or nmm and --metric iou or ios, got {method!r}, {metric!r}") from None
+    options = dataclasses.replace(base or MergeOptions(), **kinds, class_agnostic=class_agnostic,
+                                  max_per_image=max_per_image)
+    if threshold is not None:
+        options = dataclasses.replace(options, threshold=threshold)
+    return options
+
+
+@data_app.command(
+    "coco-gt",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-data coco-gt --dota-root /data/DOTA-v1.0/val --out val_full.json\n\n"
+        "  hsfpn-data coco-gt --dota-root /data/DOTA-v1.0 --split val --out val_full.json --classes plane,ship"
+    ),
+)
+def coco_gt_command(
+    *,
+    dota_root: Annotated[
+        Path, typer.Option("--dota-root", help="A split folder with images/ and labelTxt/, or a release root "
+                                               "with --split.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The COCO ground-truth JSON to write.")],
+    split: Annotated[Optional[str], typer.Option("--split", help="Split folder under a release root.")] = None,
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", help="Comma-separated classes. Defaults to the ten of DOTAmini10.")
+    ] = None,
+) -> None:
+    """Full-image COCO ground truth of a DOTA split: clipped horizontal boxes, area w x h, difficult kept."""
+    from dotamini10.classes import DOTAMINI10_CLASSES
+    from dotamini10.coco_gt import write_coco_gt
+
+    with domain_errors():
+        summary = write_coco_gt(dota_root, out, classes=_csv_option(classes) or DOTAMINI10_CLASSES, split=split)
+    total = sum(summary.annotations.values())
+    typer.echo(f"{summary.images:,} images, {total:,} annotations; objects of other classes {summary.other_classes:,}")
+    if summary.partly_outside:
+        typer.echo(f"{len(summary.partly_outside):,} objects reach outside their image (kept, clipped): "
+                   + ", ".join(summary.partly_outside[:5]) + (", ..." if len(summary.partly_outside) > 5 else ""))
+    for problem in summary.problems:
+        typer.echo(f"not annotated: {problem.message()}")
+    typer.echo(f"wrote {out}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,35 +527,64 @@ def _figure(value: float) -> str:
     epilog=(
         "Examples:\n\n"
         "  hsfpn-repro eval --ann data/aitod/annotations/aitod_test.json --dets work_dirs/hsfpn/preds.bbox.json\n\n"
-        "  hsfpn-repro eval --ann gt.json --dets dets.json --out runs/eval/report.json"
+        "  hsfpn-repro eval --ann gt.json --dets dets.json --out runs/eval/report.json\n\n"
+        "  hsfpn-repro eval --protocol dota --dets runs/detect/ --ann /data/DOTA-v1.0/val/labelTxt --out dota.json"
     ),
 )
 def eval_command(
     *,
     ann: Annotated[
-        Path, typer.Option("--ann", help="COCO-format ground truth JSON (images, categories, annotations with area).")
+        Path,
+        typer.Option("--ann", help="aitod: COCO ground truth JSON (images, categories, annotations with area); "
+                                   "dota: folder of DOTA label files."),
     ],
     dets: Annotated[
         Path,
         typer.Option(
             "--dets",
-            help="Detections JSON: a COCO results list of {image_id, category_id, bbox (x, y, w, h), score} "
-            "objects, or an object holding that list under 'annotations'.",
+            help="aitod: a COCO results list of {image_id, category_id, bbox (x, y, w, h), score} objects, or an "
+            "object holding that list under 'annotations'; dota: folder of Task2_{class}.txt files.",
         ),
     ],
     out: Annotated[
         Optional[Path],
         typer.Option("--out", help="Write the report (the figures and per_class) to this JSON file, atomically."),
     ] = None,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="aitod (AI-TOD metric) or dota (DOTA Task2, VOC07 AP at IoU > 0.5).")
+    ] = "aitod",
+    classes: Annotated[
+        Optional[str], typer.Option("--classes", help="dota: comma-separated classes (default: DOTAmini10's ten).")
+    ] = None,
+    imageset: Annotated[
+        Optional[Path], typer.Option("--imageset", help="dota: file of image names (default: every label file).")
+    ] = None,
 ) -> None:
-    """AI-TOD evaluation of a detections file: AP, AP50, AP75, APvt/t/s/m, AR100/300/1500, ARvt/t/s/m."""
+    """Evaluate detections: the AI-TOD metric (default) or DOTA's Task2 protocol."""
+    with domain_errors():
+        if protocol == "dota":
+            _eval_dota(ann, dets, out, classes, imageset)
+        elif protocol == "aitod":
+            if classes is not None or imageset is not None:
+                from hsfpn.errors import HSFPNError
+
+                raise HSFPNError("--classes and --imageset belong to --protocol dota")
+            _eval_aitod(ann, dets, out)
+        else:
+            from hsfpn.errors import HSFPNError
+
+            raise HSFPNError(f"--protocol must be aitod or dota, got {protocol!r}")
+    if out is not None:
+        typer.echo(f"wrote {out}")
+
+
+def _eval_aitod(ann: Path, dets: Path, out: Optional[Path]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from hsfpn.aitod_eval import FIGURES, PER_CLASS_KEYS, evaluate_files
 
-    with domain_errors():
-        report = evaluate_files(ann, dets, out=out)
+    report = evaluate_files(ann, dets, out=out)
     console = Console()
     summary = Table(title="AI-TOD evaluation (fractions; n/a: no ground truth in that range)")
     summary.add_column("figure")
@@ -452,8 +600,108 @@ def eval_command(
     for name, figures in report["per_class"].items():
         per_class.add_row(name, *(_figure(figures[key]) for key in PER_CLASS_KEYS))
     console.print(per_class)
-    if out is not None:
-        typer.echo(f"wrote {out}")
+
+
+def _eval_dota(ann: Path, dets: Path, out: Optional[Path], classes: Optional[str], imageset: Optional[Path]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from dotamini10.classes import DOTAMINI10_CLASSES
+    from hsfpn.dota_eval import evaluate_task2_files
+
+    names = _csv_option(classes) or list(DOTAMINI10_CLASSES)
+    report = evaluate_task2_files(dets, ann, names, imageset_file=imageset, out=out)
+    table = Table(title=f"DOTA Task2 ({report['images']} images): {report['metric']}")
+    for column in ("class", "AP", "ground truth", "detections", "true positives"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, ap in report["per_class"].items():
+        c = report["counts"][name]
+        table.add_row(name, f"{ap:.4f}", f"{c['ground_truth']:,}", f"{c['detections']:,}", f"{c['true_positives']:,}")
+    table.add_row("mAP", f"{report['mAP']:.4f}", "", "", "")
+    Console().print(table)
+    if report["missing_files"]:
+        typer.echo(f"no result file (no detections) for: {', '.join(report['missing_files'])}")
+
+
+@repro_app.command(
+    "detect",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-repro detect --config cascade_rcnn --neck hsfpn --checkpoint cascade_hsfpn.pth "
+        "--images /data/DOTA-v1.0/val/images --out runs/detect\n\n"
+        "  hsfpn-repro detect --config my_config.py --checkpoint epoch_12.pth --images P0001.png --out runs/p1 "
+        "--scales 0.5,1.0 --device cuda --batch 8\n\n"
+        "  hsfpn-repro detect --config cascade_rcnn --checkpoint c.pth --images scenes/ --out runs/d --resume"
+    ),
+)
+def detect_command(
+    *,
+    config: Annotated[str, typer.Option("--config", help="A row id (cascade_rcnn, faster_rcnn, ...) or any "
+                                                         "MMDetection config file.")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="The weights (class names from its meta).")],
+    images: Annotated[list[Path], typer.Option("--images", help="Image files or folders (repeat the option).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    neck: Annotated[Optional[str], typer.Option("--neck", help="fpn or hsfpn: swap the config's neck.")] = None,
+    scales: Annotated[str, typer.Option("--scales", help="Comma-separated factors, each applied as the builder "
+                                                         "scales.")] = "1.0",
+    window: Annotated[int, typer.Option("--window", help="Window side in pixels.")] = 1024,
+    stride: Annotated[int, typer.Option("--stride", help="Window step in pixels.")] = 768,
+    score: Annotated[float, typer.Option("--score", help="Drop detections scoring below this.")] = 0.05,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    batch: Annotated[int, typer.Option("--batch", help="Windows per model call.")] = 4,
+    gt: Annotated[
+        Optional[Path], typer.Option("--gt", help="COCO ground truth whose image ids the COCO results take.")
+    ] = None,
+    method: Annotated[str, typer.Option("--method", help="Merge: nms or nmm.")] = "nms",
+    metric: Annotated[str, typer.Option("--metric", help="Merge: iou or ios.")] = "iou",
+    nms_thresh: Annotated[float, typer.Option("--nms-thresh", help="Merge threshold (strictly above).")] = 0.5,
+    max_per_image: Annotated[int, typer.Option("--max-per-image", help="Detections kept per image.")] = 10000,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip images finished by an earlier run.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Detect on full scenes: the builder's windows, batched, merged back into full-image results."""
+    from dotamini10.errors import DatasetError
+    from pipelines.detect import DetectOptions, Status, detect_images
+
+    with domain_errors():
+        try:
+            factors = tuple(float(v) for v in scales.split(",") if v.strip())
+        except ValueError:
+            raise DatasetError(f"--scales: expected comma-separated numbers, got {scales!r}") from None
+        merge = _merge_options(method, metric, nms_thresh, max_per_image, False, False)
+        options = DetectOptions(scales=factors, window=window, stride=stride, score=score, batch=batch,
+                                device=device, merge=merge)
+        with _progress_bar(quiet, "windows") as progress:
+            summary = detect_images(images, out, config=config, checkpoint=checkpoint, neck=neck, options=options,
+                                    gt=gt, resume=resume, progress=progress,
+                                    log=lambda line: typer.secho(f"error: {line}", fg=typer.colors.RED, err=True))
+    counts = {status: sum(o.status is status for o in summary.outcomes) for status in Status}
+    typer.echo(", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "no images")
+    typer.echo(f"{summary.windows:,} windows in {summary.seconds:.1f} s ({summary.windows_per_s:.2f} windows/s), "
+               f"{sum(o.detections for o in summary.outcomes):,} detections")
+    typer.echo(f"wrote {out} (results.bbox.json, Task2_*.txt, images/, previews/)")
+    if counts[Status.FAILED]:
+        raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def _progress_bar(quiet: bool, label: str) -> Iterator[Optional[object]]:
+    """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet)."""
+    if quiet:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                   TimeRemainingColumn(), console=Console(stderr=True))
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield update
 
 
 # ---------------------------------------------------------------------------------------------
@@ -475,6 +723,96 @@ def _csv_option(value: Optional[str]) -> Optional[list[str]]:
 # A row each table has, for its --help example (Tables 1 and 2 are Cascade R-CNN ablations).
 _EXAMPLE_ROW = {"table1": "cascade_rcnn", "table2": "cascade_rcnn", "table3": "faster_rcnn", "table4": "faster_rcnn"}
 
+# Options shared by the table commands and `train` (same names, same meaning).
+WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Job folders and outputs go to WORK_DIR/PRESET/.")]
+PresetOption = Annotated[
+    str, typer.Option("--preset", help="paper (full settings), smoke (small inputs, short schedule, CPU minutes) or "
+                                       "demo (the smoke schedule on a DOTAmini10 --data-root, as make demo runs it).")
+]
+GpusOption = Annotated[
+    Optional[int], typer.Option("--gpus", help="GPUs per job (0 = CPU); default 1 (paper) or 0 (smoke).")
+]
+NprocOption = Annotated[
+    Optional[int],
+    typer.Option("--nproc", help="Processes per job: default one per GPU, or 1 on CPU; --gpus 0 --nproc 2 runs "
+                 "2 CPU processes (gloo) under --launcher pytorch or slurm."),
+]
+LauncherOption = Annotated[
+    str, typer.Option("--launcher", help="none (one process), pytorch (torchrun) or slurm (srun).")
+]
+PretrainedOption = Annotated[
+    Optional[Path],
+    typer.Option("--pretrained", help="Folder of backbone weights (resnet50-0676ba61.pth, ...); default random init."),
+]
+EpochsOption = Annotated[Optional[int], typer.Option("--epochs", help="Override the preset's epoch count.")]
+MilestonesOption = Annotated[
+    Optional[str], typer.Option("--milestones", help="Comma-separated lr step epochs (with --epochs).")
+]
+BatchOption = Annotated[
+    Optional[int], typer.Option("--batch-per-gpu", help="Images per process, i.e. per GPU (paper: 1).")
+]
+ImgScaleOption = Annotated[
+    Optional[int], typer.Option("--img-scale", help="Input side in pixels, a multiple of 32 (paper: 800).")
+]
+AutoScaleOption = Annotated[
+    bool,
+    typer.Option("--auto-scale-lr", help="Scale lr by effective batch / 2 (the paper's 2 GPUs x 1 image)."),
+]
+SrunArgsOption = Annotated[str, typer.Option("--srun-args", help="Extra srun arguments for --launcher slurm (quoted).")]
+ReportEveryOption = Annotated[
+    float, typer.Option("--report-every", help="Seconds between progress lines of a running job.")
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan and the resolved configs; run nothing.")]
+
+
+def _run_overrides(**options: object) -> dict[str, object]:
+    """The command line's Settings overrides (``None``: not given, the preset decides)."""
+    milestones = options.pop("milestones")
+    options["milestones"] = None if milestones is None else [int(m) for m in _csv_option(str(milestones)) or []]
+    options["auto_scale_lr"] = options["auto_scale_lr"] or None
+    options["srun_args"] = options["srun_args"] or None
+    return options
+
+
+def _print_event(event: object) -> None:
+    from pipelines.runner import format_event
+
+    typer.echo(format_event(event))
+
+
+@contextlib.contextmanager
+def _job_progress(report_every: float) -> Iterator[tuple[object, float]]:
+    """Yield the runner's progress callback and its report interval.
+
+    On a terminal a rich bar follows the running job (training iterations, loss, speed, the job's and the
+    plan's ETA; evaluations as they run) every 2 s and state changes print as lines above it; elsewhere (logs,
+    Slurm batch output) every event is one line, running ones every ``report_every`` seconds.
+    """
+    if not sys.stderr.isatty():
+        yield _print_event, report_every
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from pipelines.runner import EventKind, format_duration, format_event
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), TextColumn("{task.fields[info]}"),
+                   console=Console(stderr=True), transient=True)
+    task = bar.add_task("", total=None, info="")
+
+    def update(event: object) -> None:
+        if event.state is not EventKind.RUNNING:
+            bar.console.print(format_event(event), highlight=False)
+            return
+        etas = f"job ETA {format_duration(event.job_eta_s)}  all ETA {format_duration(event.plan_eta_s)}"
+        p = event.progress
+        done, total = (None, None) if p is None else (p.train_iter, p.train_iters)
+        bar.update(task, description=f"[{event.index}/{event.total}] {event.key}", completed=done or 0,
+                   total=total, info=f"{event.detail}  {etas}")
+
+    with bar:
+        yield update, min(report_every, 2.0)
+
 
 def _register_table_command(table: str) -> None:
     data = "DOTAMINI10_DIR" if table == "table4" else "AITOD_DIR"
@@ -482,6 +820,7 @@ def _register_table_command(table: str) -> None:
         "Examples:\n\n"
         f"  hsfpn-repro {table} --data-root {data} --work-dir runs/ --pretrained weights/ --gpus 2 --launcher pytorch\n\n"
         f"  hsfpn-repro {table} --preset smoke --work-dir runs/ --rows {_EXAMPLE_ROW[table]}\n\n"
+        f"  hsfpn-repro {table} --preset smoke --work-dir runs/ --rows {_EXAMPLE_ROW[table]} --nproc 2 --launcher pytorch\n\n"
         f"  hsfpn-repro {table} --data-root {data} --dry-run"
     )
 
@@ -491,44 +830,29 @@ def _register_table_command(table: str) -> None:
             Optional[Path],
             typer.Option("--data-root", help="Dataset root (AI-TOD, or DOTAmini10 for table4); not with --preset smoke."),
         ] = None,
-        work_dir: Annotated[
-            Path, typer.Option("--work-dir", help="Job folders and outputs go to WORK_DIR/PRESET/.")
-        ] = Path("runs"),
-        preset: Annotated[
-            str, typer.Option("--preset", help="paper (full settings) or smoke (synthetic data, CPU, minutes).")
-        ] = "paper",
+        work_dir: WorkDirOption = Path("runs"),
+        preset: PresetOption = "paper",
         rows: Annotated[
             Optional[str], typer.Option("--rows", help="Comma-separated row ids (default: all of the table's rows).")
         ] = None,
         necks: Annotated[
             Optional[str], typer.Option("--necks", help="Comma-separated neck variants (default: all, e.g. fpn,hsfpn).")
         ] = None,
-        gpus: Annotated[
-            Optional[int], typer.Option("--gpus", help="GPUs per job (0 = CPU); default 1 (paper) or 0 (smoke).")
+        gpus: GpusOption = None,
+        nproc: NprocOption = None,
+        launcher: LauncherOption = "none",
+        pretrained: PretrainedOption = None,
+        epochs: EpochsOption = None,
+        milestones: MilestonesOption = None,
+        batch_per_gpu: BatchOption = None,
+        img_scale: ImgScaleOption = None,
+        auto_scale_lr: AutoScaleOption = False,
+        val_interval: Annotated[
+            Optional[int],
+            typer.Option("--val-interval", help="Also validate every N epochs while training, keeping the best "
+                         "checkpoint (default 0: evaluate once, after training)."),
         ] = None,
-        launcher: Annotated[
-            str, typer.Option("--launcher", help="none (one process), pytorch (torchrun) or slurm (srun).")
-        ] = "none",
-        pretrained: Annotated[
-            Optional[Path],
-            typer.Option("--pretrained", help="Folder of backbone weights (resnet50-0676ba61.pth, ...); default random init."),
-        ] = None,
-        epochs: Annotated[Optional[int], typer.Option("--epochs", help="Override the preset's epoch count.")] = None,
-        milestones: Annotated[
-            Optional[str], typer.Option("--milestones", help="Comma-separated lr step epochs (with --epochs).")
-        ] = None,
-        batch_per_gpu: Annotated[
-            Optional[int], typer.Option("--batch-per-gpu", help="Images per GPU (paper: 1).")
-        ] = None,
-        img_scale: Annotated[
-            Optional[int], typer.Option("--img-scale", help="Input side in pixels, a multiple of 32 (paper: 800).")
-        ] = None,
-        auto_scale_lr: Annotated[
-            bool, typer.Option("--auto-scale-lr", help="Scale lr linearly with the effective batch (paper batch: 2).")
-        ] = False,
-        srun_args: Annotated[
-            str, typer.Option("--srun-args", help="Extra srun arguments for --launcher slurm (quoted).")
-        ] = "",
+        srun_args: SrunArgsOption = "",
         train_ann: Annotated[
             Optional[str], typer.Option("--train-ann", help="AI-TOD train-val json, relative to the data root.")
         ] = None,
@@ -541,17 +865,13 @@ def _register_table_command(table: str) -> None:
         test_images: Annotated[
             Optional[str], typer.Option("--test-images", help="AI-TOD test image folder (default: found).")
         ] = None,
-        report_every: Annotated[
-            float, typer.Option("--report-every", help="Seconds between progress lines of a running job.")
-        ] = 300.0,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Print the plan and the resolved configs; run nothing.")
-        ] = False,
+        report_every: ReportEveryOption = 60.0,
+        dry_run: DryRunOption = False,
     ) -> None:
-        from pipelines.runner import format_event
+        from pipelines.runner import JobStatus
         from pipelines.tables import reproduce, summarize
 
-        with domain_errors():
+        with domain_errors(), _job_progress(report_every) as (progress, every):
             outcome = reproduce(
                 table,
                 preset=preset,
@@ -562,24 +882,21 @@ def _register_table_command(table: str) -> None:
                     train_ann=train_ann, test_ann=test_ann, train_images=train_images, test_images=test_images
                 ),
                 dry_run=dry_run,
-                progress=lambda event: typer.echo(format_event(event)),
-                report_every_s=report_every,
+                progress=progress,
+                report_every_s=every,
                 data_root=data_root,
                 pretrained=pretrained,
-                gpus=gpus,
-                launcher=launcher,
-                max_epochs=epochs,
-                milestones=None if milestones is None else [int(m) for m in _csv_option(milestones) or []],
-                batch_per_gpu=batch_per_gpu,
-                img_scale=img_scale,
-                auto_scale_lr=auto_scale_lr or None,
-                srun_args=srun_args or None,
+                **_run_overrides(
+                    gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,
+                    batch_per_gpu=batch_per_gpu, img_scale=img_scale, auto_scale_lr=auto_scale_lr,
+                    val_interval=val_interval, srun_args=srun_args,
+                ),
             )
         if dry_run:
             typer.echo(outcome.plan.describe(with_configs=True))
             return
         typer.echo(summarize(outcome))
-        failed = [r for r in outcome.results if r.status == "failed"]
+        failed = [r for r in outcome.results if r.status is JobStatus.FAILED]
         if failed:
             typer.secho(f"error: {len(failed)} job(s) failed; see the logs named in the table", fg=typer.colors.RED, err=True)
             raise typer.Exit(code=1)
@@ -590,6 +907,97 @@ def _register_table_command(table: str) -> None:
 
 for _table in ("table3", "table1", "table2", "table4"):
     _register_table_command(_table)
+
+
+# ---------------------------------------------------------------------------------------------
+# hsfpn-repro: train on one's own COCO-format data
+# ---------------------------------------------------------------------------------------------
+
+
+@repro_app.command(
+    "train",
+    epilog=(
+        "Examples:\n\n"
+        "  hsfpn-repro train --config faster_rcnn --neck hsfpn --data-root data/VisDrone --work-dir runs/visdrone "
+        "--pretrained weights/ --gpus 2 --launcher pytorch\n\n"
+        "  hsfpn-repro train --config cascade_rcnn --data-root data/mine --train-ann ann/train.json "
+        "--val-ann ann/val.json --train-images img/train --val-images img/val --work-dir runs/mine\n\n"
+        "  hsfpn-repro train --config my_config.py --data-root data/mine --work-dir runs/mine --gpus 0 --nproc 2 "
+        "--launcher pytorch --preset smoke"
+    ),
+)
+def train_command(
+    *,
+    config: Annotated[
+        str, typer.Option("--config", help="A Table 3 row id (faster_rcnn, cascade_rcnn, retinanet, ...) or an "
+                          "MMDetection 3 config file.")
+    ],
+    data_root: Annotated[Path, typer.Option("--data-root", help="Root of a COCO-format dataset.")],
+    work_dir: Annotated[
+        Path, typer.Option("--work-dir", help="The job's folder: checkpoints, logs, model.pth, train.md, training.png.")
+    ],
+    neck: Annotated[
+        Optional[str], typer.Option("--neck", help="fpn or hsfpn; default hsfpn for a row id, the file's own neck for a file.")
+    ] = None,
+    train_ann: Annotated[
+        Optional[str], typer.Option("--train-ann", help="Training json relative to the root (default annotations/train.json).")
+    ] = None,
+    val_ann: Annotated[
+        Optional[str], typer.Option("--val-ann", help="Evaluation json relative to the root (default annotations/val.json).")
+    ] = None,
+    train_images: Annotated[
+        Optional[str], typer.Option("--train-images", help="Training image folder (default: images/train, train or images).")
+    ] = None,
+    val_images: Annotated[
+        Optional[str], typer.Option("--val-images", help="Evaluation image folder (default: images/val, val or images).")
+    ] = None,
+    preset: PresetOption = "paper",
+    gpus: GpusOption = None,
+    nproc: NprocOption = None,
+    launcher: LauncherOption = "none",
+    pretrained: PretrainedOption = None,
+    epochs: EpochsOption = None,
+    milestones: MilestonesOption = None,
+    batch_per_gpu: BatchOption = None,
+    img_scale: ImgScaleOption = None,
+    auto_scale_lr: AutoScaleOption = False,
+    val_interval: Annotated[
+        int, typer.Option("--val-interval", help="Validate every N epochs (and at the last), keeping the best "
+                          "checkpoint; 0 evaluates once, after training.")
+    ] = 1,
+    srun_args: SrunArgsOption = "",
+    report_every: ReportEveryOption = 60.0,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Train a detector (FPN or HS-FPN) on any COCO-format dataset, evaluated with the AI-TOD metric."""
+    from pipelines.runner import JobStatus
+    from pipelines.training import summarize, train
+
+    with domain_errors(), _job_progress(report_every) as (progress, every):
+        outcome = train(
+            config,
+            data_root=data_root,
+            work_dir=work_dir,
+            preset=preset,
+            neck=neck,
+            data_paths=dict(train_ann=train_ann, val_ann=val_ann, train_images=train_images, val_images=val_images),
+            dry_run=dry_run,
+            progress=progress,
+            report_every_s=every,
+            pretrained=pretrained,
+            **_run_overrides(
+                gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,
+                batch_per_gpu=batch_per_gpu, img_scale=img_scale, auto_scale_lr=auto_scale_lr,
+                val_interval=val_interval, srun_args=srun_args,
+            ),
+        )
+    if dry_run:
+        typer.echo(outcome.plan.describe(with_config=True))
+        return
+    typer.echo(summarize(outcome))
+    if outcome.result is not None and outcome.result.status is JobStatus.FAILED:
+        typer.secho(f"error: the training failed; see {outcome.result.log}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 # ---------------------------------------------------------------------------------------------

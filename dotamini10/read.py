@@ -176,19 +176,6 @@ def _is_finite_number(token: str) -> bool:
         return False
 
 
-def polygon_areas(coords: np.ndarray) -> np.ndarray:
-    """Signed shoelace areas of polygons.
-
-    Args:
-        coords: Vertices, shape (N, K, 2).
-
-    Returns:
-        Signed areas, shape (N,); positive for counter-clockwise order in a y-up frame (clockwise on screen).
-    """
-    x, y = coords[..., 0], coords[..., 1]
-    return 0.5 * (np.sum(x * np.roll(y, -1, axis=-1), axis=-1) - np.sum(np.roll(x, -1, axis=-1) * y, axis=-1))
-
-
 def outside_image(coords: np.ndarray, width: int, height: int) -> np.ndarray:
     """Which polygons have a vertex outside the image rectangle [0, width] x [0, height].
 

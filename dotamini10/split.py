@@ -194,13 +194,14 @@ def polygon_rings(geom, *, orient: bool = True) -> list[np.ndarray]:
         if shapely.get_type_id(part) != 3 or part.area <= 0:
             continue
         ring = np.asarray(part.exterior.coords, dtype=np.float64)[:-1]
-        if orient and _shoelace(ring) < 0:  # y grows downwards: a positive shoelace sum is clockwise on screen
+        if orient and signed_area(ring) < 0:  # y grows downwards: a positive shoelace sum is clockwise on screen
             ring = ring[::-1]
         result.append(ring)
     return result
 
 
-def _shoelace(ring: np.ndarray) -> float:
+def signed_area(ring: np.ndarray) -> float:
+    """Shoelace area of a polygon's vertices, shape (M, 2): positive for clockwise order on screen (y down)."""
     x, y = ring[:, 0], ring[:, 1]
     return float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y) / 2.0)
 

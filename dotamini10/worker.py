@@ -1,5 +1,5 @@
-"""The units of parallel work: a batch of windows of one image at one scale (``run_unit``), and the one-off
-decoding of an image that several workers share (``run_prepare``).
+"""The tasks workers run: a batch of windows of one image at one scale (``run_unit``), the one-off decoding of
+an image that several workers share (``run_prepare``) and the checksum of a source image (``run_hash``).
 
 Notes:
     A worker keeps at most one decoded source image and one resized copy of it (``_ImageCache``), so its memory
@@ -17,7 +17,8 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,6 @@ class UnitTask:
         categories: Category of each candidate.
         difficult: Source difficult flag of each candidate, shape (N,).
         augment: Whether each candidate's class triggers augmented copies, shape (N,).
-        hash_input: Whether this unit computes the source image checksum.
         settings: Shared options.
         pixels_path: The scaled image as an ``.npy`` file that ``run_prepare`` fills while the unit runs, when
             several workers share the image; None to decode the source in this worker.
@@ -96,7 +96,6 @@ class UnitTask:
     categories: list[str]
     difficult: np.ndarray
     augment: np.ndarray
-    hash_input: bool
     settings: UnitSettings
     pixels_path: Path | None = None
 
@@ -116,7 +115,6 @@ class UnitResult:
         key: The task's ``key``.
         windows: One JSON-ready record per written image (original windows and augmented copies).
         problems: ``(reason, detail)`` for a source image that failed to decode.
-        input_sha256: Checksum of the source image when the task asked for it.
         timings: Seconds spent per stage (``TIMING_KEYS``).
         processed: Number of windows considered (written or dropped as empty).
         peak_rss_mb: Peak resident memory of the process that ran the unit, in MiB (runtime information).
@@ -131,7 +129,6 @@ class UnitResult:
     key: str
     windows: list[dict[str, object]] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)
-    input_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
     processed: int = 0
     peak_rss_mb: float = 0.0
@@ -146,7 +143,6 @@ class UnitResult:
             "key": self.key,
             "windows": self.windows,
             "problems": [list(p) for p in self.problems],
-            "input_sha256": self.input_sha256,
             "processed": self.processed,
             "best_iof": sorted([k, v] for k, v in self.best_iof.items()),
         }
@@ -160,10 +156,19 @@ class UnitResult:
             key=data["key"],
             windows=data["windows"],
             problems=[tuple(p) for p in data["problems"]],
-            input_sha256=data["input_sha256"],
             processed=data["processed"],
             best_iof={int(k): v for k, v in data["best_iof"]},
         )
+
+
+@contextmanager
+def timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Add the seconds the block takes to ``timings[key]`` (also when it raises)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] += time.perf_counter() - start
 
 
 class _ImageCache:
@@ -183,41 +188,36 @@ class _ImageCache:
             if self.path != task.pixels_path:
                 # A memory map of the shared scaled image: pages are read on demand and shared by all workers.
                 self._forget()
-                start = time.perf_counter()
-                self.rows = SharedRows.open(task.pixels_path)
-                self.scaled = np.load(task.pixels_path, mmap_mode="r")
+                with timed(timings, "wait"):
+                    self.rows = SharedRows.open(task.pixels_path)
+                    self.scaled = np.load(task.pixels_path, mmap_mode="r")
                 self.scaled_size = tuple(task.scaled_size)
                 self.path = task.pixels_path
-                timings["wait"] += time.perf_counter() - start
             return self.scaled
         if self.path != task.image_path:
             # Drop the previous image before decoding the next one, so two sources never coexist.
             self._forget()
-            start = time.perf_counter()
-            try:
-                self.source = _decode_checked(task.image_path, task.image_size)
-            except ImageProbeError as exc:
-                self.error = exc
+            with timed(timings, "decode"):
+                try:
+                    self.source = _decode_checked(task.image_path, task.image_size)
+                except ImageProbeError as exc:
+                    self.error = exc
             self.path = task.image_path
-            timings["decode"] += time.perf_counter() - start
         if self.error is not None:
             raise self.error
         if self.scaled_size != tuple(task.scaled_size):
             self.scaled = None
-            start = time.perf_counter()
-            self.scaled = resize_image(self.source, task.scaled_size, interpolation=task.settings.interpolation)
+            with timed(timings, "resize"):
+                self.scaled = resize_image(self.source, task.scaled_size, interpolation=task.settings.interpolation)
             self.scaled_size = tuple(task.scaled_size)
-            timings["resize"] += time.perf_counter() - start
         return self.scaled
 
     def wait_rows(self, rows: int, timings: dict[str, float]) -> bool:
         """Block until the first ``rows`` rows of a shared image are decoded; False if its decoding failed."""
         if self.rows is None:
             return True
-        start = time.perf_counter()
-        ok = self.rows.wait(rows)
-        timings["wait"] += time.perf_counter() - start
-        return ok
+        with timed(timings, "wait"):
+            return self.rows.wait(rows)
 
     def _forget(self) -> None:
         if self.rows is not None:
@@ -250,10 +250,7 @@ class SharedRows:
     def create(cls, pixels_path: Path) -> None:
         """Write the count at 0 rows (atomically). The builder does it before submitting the image's tasks, so
         the file exists whatever happens to the preparing worker and no unit waits for it to appear."""
-        path = cls.path_for(pixels_path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(struct.pack("<q", 0))
-        os.replace(tmp, path)
+        atomic_write_bytes(cls.path_for(pixels_path), struct.pack("<q", 0))
 
     @classmethod
     def open(cls, pixels_path: Path, *, write: bool = False) -> SharedRows:
@@ -300,7 +297,6 @@ class PrepareTask:
         scaled_size: ``(width, height)`` after scaling.
         interpolation: Resizing filter.
         pixels_path: Where to write the scaled pixels (``.npy``).
-        hash_input: Whether to compute the source checksum.
     """
 
     split: str
@@ -310,7 +306,6 @@ class PrepareTask:
     scaled_size: tuple[int, int]
     interpolation: str
     pixels_path: Path
-    hash_input: bool
 
 
 @dataclass
@@ -319,7 +314,6 @@ class PrepareResult:
 
     pixels_path: Path
     problems: list[tuple[str, str]] = field(default_factory=list)
-    input_sha256: str | None = None
     timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(TIMING_KEYS, 0.0))
     peak_rss_mb: float = 0.0
 
@@ -335,6 +329,12 @@ def create_shared(task: PrepareTask) -> None:
     pixels = np.lib.format.open_memmap(task.pixels_path, mode="w+", dtype=np.uint8, shape=(height, width, 3))
     del pixels
     SharedRows.create(task.pixels_path)
+
+
+def remove_shared(task: PrepareTask) -> None:
+    """Delete a shared image's pixels file and row count (the builder, once no task of the image is left)."""
+    task.pixels_path.unlink(missing_ok=True)
+    SharedRows.path_for(task.pixels_path).unlink(missing_ok=True)
 
 
 def run_prepare(task: PrepareTask) -> PrepareResult:
@@ -356,23 +356,17 @@ def run_prepare(task: PrepareTask) -> PrepareResult:
     height = task.scaled_size[1]
     done = False
     try:
-        if task.hash_input:
-            start = time.perf_counter()
-            result.input_sha256 = sha256_file(task.image_path)
-            t["hash"] += time.perf_counter() - start
         pixels = np.load(task.pixels_path, mmap_mode="r+")
-        start = time.perf_counter()
         try:
             if tuple(task.scaled_size) == tuple(task.image_size):
-                _decode_checked(task.image_path, task.image_size, out=pixels, on_rows=rows.publish)
-                t["decode"] += time.perf_counter() - start
+                with timed(t, "decode"):
+                    _decode_checked(task.image_path, task.image_size, out=pixels, on_rows=rows.publish)
             else:
-                source = _decode_checked(task.image_path, task.image_size)
-                t["decode"] += time.perf_counter() - start
-                start = time.perf_counter()
-                resize_image(source, task.scaled_size, interpolation=task.interpolation, out=pixels)
+                with timed(t, "decode"):
+                    source = _decode_checked(task.image_path, task.image_size)
+                with timed(t, "resize"):
+                    resize_image(source, task.scaled_size, interpolation=task.interpolation, out=pixels)
                 del source
-                t["resize"] += time.perf_counter() - start
         except ImageProbeError as exc:
             result.problems.append((exc.reason, exc.detail))
             return result
@@ -400,24 +394,35 @@ def _decode_checked(
     return image
 
 
-def init_worker() -> None:
-    """Pool initializer: one OpenCV thread per worker process (the pool provides the parallelism)."""
-    # Through the variable OpenCV reads when it is first imported: a worker that never needs cv2 (unscaled
-    # images without augmented copies) does not pay for importing it.
-    os.environ["OPENCV_FOR_THREADS_NUM"] = "1"
-    if "cv2" in sys.modules:
-        sys.modules["cv2"].setNumThreads(1)
+@dataclass(frozen=True)
+class HashTask:
+    """Checksum one source image: the only place the builder computes it (``build.json`` lists it).
+
+    A task of its own, so that it runs beside the image's decode (a shared image's decode is the critical path of
+    its windows) and is done exactly once, whatever the image's fate: split, not decodable or without windows.
+    """
+
+    split: str
+    stem: str
+    image_path: Path
 
 
-def run_hash(path: Path) -> tuple[str, float]:
-    """sha256 of a source image and the seconds it took (run beside a ``PrepareTask``, off its critical path)."""
-    start = time.perf_counter()
-    digest = sha256_file(path)
-    return digest, time.perf_counter() - start
+@dataclass(frozen=True)
+class HashResult:
+    """The checksum of a ``HashTask``'s image and the seconds it took."""
+
+    split: str
+    stem: str
+    input_sha256: str
+    seconds: float
 
 
-def warm_up() -> None:
-    """A task that does nothing: submitting it makes the pool start a worker process early."""
+def run_hash(task: HashTask) -> HashResult:
+    """sha256 of a source image, read in chunks (constant memory)."""
+    seconds = {"hash": 0.0}
+    with timed(seconds, "hash"):
+        digest = sha256_file(task.image_path)
+    return HashResult(task.split, task.stem, digest, seconds["hash"])
 
 
 def crop_window(image: np.ndarray, window: np.ndarray, *, pad_value: int = 0) -> np.ndarray:
@@ -450,7 +455,6 @@ def run_unit(task: UnitTask) -> UnitResult:
     Returns:
         The ``UnitResult``; a source that cannot be decoded gives no windows and one problem.
     """
-    s = task.settings
     result = UnitResult(task.split, task.stem, task.key)
     try:
         _run(task, result)
@@ -480,10 +484,6 @@ def _peak_rss_mb() -> float:
 def _run(task: UnitTask, result: UnitResult) -> None:
     s = task.settings
     t = result.timings
-    if task.hash_input:
-        start = time.perf_counter()
-        result.input_sha256 = sha256_file(task.image_path)
-        t["hash"] += time.perf_counter() - start
     try:
         image = _CACHE.get(task, t)
     except ImageProbeError as exc:
@@ -494,10 +494,9 @@ def _run(task: UnitTask, result: UnitResult) -> None:
     height = image.shape[0]
     for window in task.windows:
         result.processed += 1
-        start = time.perf_counter()
-        kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
-        best_iof[kept.touched] = np.maximum(best_iof[kept.touched], kept.touched_iof)
-        t["intersect"] += time.perf_counter() - start
+        with timed(t, "intersect"):
+            kept = assign_objects(objects, window, iof_threshold=s.iof_threshold)
+            best_iof[kept.touched] = np.maximum(best_iof[kept.touched], kept.touched_iof)
         if task.split == "train" and s.drop_empty_train and len(kept) == 0:
             continue
         if not _CACHE.wait_rows(min(int(window[3]), height), t):
@@ -512,11 +511,11 @@ def _run(task: UnitTask, result: UnitResult) -> None:
         if task.split != "train" or s.aug_copies <= 0 or not task.augment[kept.indices].any():
             continue
         for copy in range(1, s.aug_copies + 1):
-            start = time.perf_counter()
-            params = draw_augment(rng_for(s.seed, "augment", task.split, name, copy), flip_prob=s.flip_prob,
-                                  hsv_h=s.hsv_gains[0], hsv_s=s.hsv_gains[1], hsv_v=s.hsv_gains[2])
-            aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid, channels=CHANNELS)
-            t["augment"] += time.perf_counter() - start
+            with timed(t, "augment"):
+                params = draw_augment(rng_for(s.seed, "augment", task.split, name, copy), flip_prob=s.flip_prob,
+                                      hsv_h=s.hsv_gains[0], hsv_s=s.hsv_gains[1], hsv_v=s.hsv_gains[2])
+                aug_pixels, aug_rings = augment_window(pixels, kept.rings, params, valid_size=valid,
+                                                       channels=CHANNELS)
             result.windows.append(_write_window(task, f"{name}__aug{copy}", (x0, y0), copy, aug_pixels,
                                                 kept.indices, aug_rings, kept.truncated, t,
                                                 flips=[params.hflip, params.vflip]))
@@ -580,18 +579,15 @@ def _write_window(
 ) -> dict[str, object]:
     s = task.settings
     d = s.coord_decimals
-    start = time.perf_counter()
-    png = encode_png_parts(pixels, compression=s.png_compression, channels=CHANNELS)
-    t["encode"] += time.perf_counter() - start
-    start = time.perf_counter()
-    objects, quads = _label_records(task, indices, rings, truncated, d)
-    text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
-    t["labels"] += time.perf_counter() - start
-    start = time.perf_counter()
-    atomic_write_bytes(s.out_dir / "images" / task.split / f"{name}.png", png)
-    atomic_write_text(s.out_dir / "labelTxt" / task.split / f"{name}.txt", text)
-    png_sha256, txt_sha256 = sha256_bytes(png), sha256_bytes(text.encode("utf-8"))
-    t["write"] += time.perf_counter() - start
+    with timed(t, "encode"):
+        png = encode_png_parts(pixels, compression=s.png_compression, channels=CHANNELS)
+    with timed(t, "labels"):
+        objects, quads = _label_records(task, indices, rings, truncated, d)
+        text = dota_lines(quads, [o["category"] for o in objects], [o["difficult"] for o in objects], decimals=d)
+    with timed(t, "write"):
+        atomic_write_bytes(s.out_dir / "images" / task.split / f"{name}.png", png)
+        atomic_write_text(s.out_dir / "labelTxt" / task.split / f"{name}.txt", text)
+        png_sha256, txt_sha256 = sha256_bytes(png), sha256_bytes(text.encode("utf-8"))
     record = {
         "name": name,
         "window": list(origin),

@@ -10,17 +10,22 @@ Layouts (paths relative to the data root):
 * DOTAmini10 (``hsfpn-data build-dotamini10``): ``annotations/train.json``, ``annotations/val.json``;
   images in ``images/train/`` and ``images/val/``, each ``file_name`` relative to its split's folder.
 * Synthetic smoke set (:mod:`pipelines.synthetic_coco`): the DOTAmini10 convention with a ``test`` split.
+* Any COCO-format set (``hsfpn-repro train``: VisDrone, SODA, a user's own): ``annotations/train.json`` and
+  ``annotations/val.json`` by default, images found in ``images/{split}/``, ``{split}/`` or ``images/``; every
+  path can be given. The classes are the json's categories (in id order), the same in both files.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dotamini10.classes import DOTAMINI10_CLASSES
+from dotamini10.io import read_json
 
 from .errors import PipelineError
 
@@ -243,6 +248,77 @@ def dotamini10_layout(root: Path) -> DatasetLayout:
     if not classes:
         raise DataRootError(f"{path}: 'categories' is empty")
     return dataclasses.replace(layout, classes=classes)
+
+
+def coco_categories(path: Path) -> tuple[str, ...]:
+    """Category names of a COCO json in id order (read from either end first, else parsed whole).
+
+    Raises:
+        DataRootError: The file is unreadable or not JSON, has no ``categories``, or repeats a name.
+    """
+    names = quick_categories(path)
+    if names is None:
+        record = read_json(path, what="COCO annotations", error=DataRootError)
+        try:
+            names = [c["name"] for c in sorted(record["categories"], key=lambda c: c["id"])]
+        except (KeyError, TypeError) as exc:
+            raise DataRootError(f"{path}: no usable 'categories' list ({type(exc).__name__}: {exc})") from None
+    if not names:
+        raise DataRootError(f"{path}: 'categories' is empty")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataRootError(f"{path}: category names {repeated} appear more than once")
+    return tuple(names)
+
+
+def coco_layout(
+    root: Path,
+    *,
+    train_ann: str | None = None,
+    val_ann: str | None = None,
+    train_images: str | None = None,
+    val_images: str | None = None,
+) -> DatasetLayout:
+    """Check a COCO-format dataset for training on one's own data and return its layout.
+
+    Args:
+        root: Dataset root.
+        train_ann: Training json relative to ``root``. Defaults to ``annotations/train.json``.
+        val_ann: Evaluation json relative to ``root``. Defaults to ``annotations/val.json``.
+        train_images: Folder the training ``file_name`` entries are relative to; ``None`` tries
+            ``images/train``, ``train`` and ``images`` in order.
+        val_images: The same for the evaluation images (``images/val``, ``val``, ``images``).
+
+    Returns:
+        The layout (name ``"coco"``), its classes those of the training json, in category-id order.
+
+    Raises:
+        DataRootError: A file or folder is missing, a json has no usable categories, or the training and
+            evaluation jsons name different classes.
+    """
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise DataRootError(f"COCO data root {root} does not exist")
+    train_ann = train_ann or "annotations/train.json"
+    val_ann = val_ann or "annotations/val.json"
+    for ann in (train_ann, val_ann):
+        _require_file(root, ann, "COCO dataset")
+    train_img = _pick_image_dir(root, train_images, ("images/train", "train", "images"), "training images")
+    val_img = _pick_image_dir(root, val_images, ("images/val", "val", "images"), "evaluation images")
+    classes = coco_categories(root / train_ann)
+    _same_classes(classes, coco_categories(root / val_ann), train_ann, val_ann)
+    return DatasetLayout("coco", root, classes, train_ann, train_img, val_ann, val_img)
+
+
+def _same_classes(train: Sequence[str], val: Sequence[str], train_ann: str, val_ann: str) -> None:
+    # mmdet maps category ids by name: the same names in another id order are the same classes.
+    if set(train) != set(val):
+        only_train = sorted(set(train) - set(val))
+        only_val = sorted(set(val) - set(train))
+        raise DataRootError(
+            f"the training and evaluation jsons name different classes: {train_ann} only has {only_train}, "
+            f"{val_ann} only has {only_val}"
+        )
 
 
 def _walk(node: Any, key: str, visit: Any, skip: tuple[str, ...] = ()) -> None:

@@ -239,7 +239,12 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
         cfg[loader].num_workers = settings.num_workers
         cfg[loader].persistent_workers = settings.num_workers > 0
     cfg.train_cfg.max_epochs = settings.max_epochs
-    cfg.train_cfg.val_interval = settings.max_epochs
+    cfg.train_cfg.val_interval = settings.val_interval or settings.max_epochs
+    if settings.val_interval:
+        # Keep the best epoch by AI-TOD AP; the job saves each epoch's checkpoint after its validation, so the
+        # best record travels with the checkpoint a resume starts from.
+        cfg.default_hooks.checkpoint.save_best = "aitod/AP"
+        cfg.default_hooks.checkpoint.rule = "greater"
     warmup, steps = cfg.param_scheduler
     warmup["end"] = settings.warmup_iters
     steps["end"] = settings.max_epochs
@@ -251,9 +256,15 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     cfg.default_hooks.logger.interval = settings.log_interval
     if settings.max_per_img is not None:
         cap_per_image(cfg.model, settings.max_per_img)
-    if settings.gpus == 0:
+    if settings.backend == "gloo":
         # The NCCL backend does not exist on CPU; gloo serves CPU-only distributed runs.
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
+    # The process count sets the iterations per epoch and the effective batch: part of the job's identity (its
+    # fingerprint), so a job is never resumed with another count, where its epochs would have another length.
+    # pipelines.job reads val_interval from here (0: evaluate once, after training).
+    cfg.job = dict(
+        processes=settings.processes, effective_batch=settings.effective_batch, val_interval=settings.val_interval
+    )
 
 
 def cap_per_image(model: dict[str, Any], cap: int) -> None:

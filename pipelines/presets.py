@@ -9,6 +9,9 @@ Two presets exist:
   whole table runs on a CPU-only laptop in minutes. Its figures measure nothing about the paper and are
   labelled "smoke" in every output.
 
+* ``demo``: the smoke preset's short CPU schedule on a DOTAmini10 build given with ``--data-root`` (``make demo``
+  trains on the build of the embedded synthetic sample). Its figures are smoke figures and labelled so.
+
 The resolved :class:`Settings` are written next to the results (``settings.json``) so a table can be
 traced back to exactly what produced it.
 """
@@ -22,7 +25,7 @@ from typing import Any
 
 from .errors import PipelineError
 
-PRESETS: tuple[str, ...] = ("paper", "smoke")
+PRESETS: tuple[str, ...] = ("paper", "smoke", "demo")
 LAUNCHERS: tuple[str, ...] = ("none", "pytorch", "slurm")
 
 
@@ -62,12 +65,14 @@ class Settings:
             its own dataset under ``work_dir``.
         pretrained: Folder of pretrained backbone files (standard names); ``None`` -> random init.
         gpus: GPUs per job (0 = CPU).
-        launcher: ``"none"``, ``"pytorch"`` (torchrun) or ``"slurm"`` (srun).
+        nproc: Processes per job (one per GPU; on CPU, gloo processes). ``None`` resolves to ``gpus`` when
+            GPUs are used and to 1 on CPU; read :attr:`processes` for the resolved count.
+        launcher: ``"none"`` (one process), ``"pytorch"`` (torchrun) or ``"slurm"`` (srun).
         img_scale: Input side after resizing (keep ratio) in pixels.
         max_epochs: Training epochs.
         milestones: Epochs after which lr is divided by 10.
         warmup_iters: Linear warm-up iterations.
-        batch_per_gpu: Images per GPU (per process on CPU).
+        batch_per_gpu: Images per process (per GPU; per CPU process on CPU).
         num_workers: Data loader workers per process.
         lr_factor: Multiplies each config's learning rate (0.005 two-stage, 0.001 one-stage); the smoke
             preset's short schedule from random init uses 2x.
@@ -75,6 +80,8 @@ class Settings:
             paper's configs clip only Cascade RPN). The smoke preset clips: random-init HS-FPN runs
             diverged without it.
         auto_scale_lr: Scale lr linearly with the effective batch against the paper's batch of 2.
+        val_interval: Validate every this many epochs while training (and at the last epoch), keeping the
+            best checkpoint by AI-TOD AP (``save_best``); 0 evaluates once, after training, as the tables do.
         log_interval: Iterations between mmengine log lines.
         max_per_img: Cap on proposals and detections per image (``nms_pre``, ``max_per_img``); ``None``
             keeps the configs' 3000 (AI-TOD images hold hundreds of objects).
@@ -87,6 +94,7 @@ class Settings:
     data_root: Path | None = None
     pretrained: Path | None = None
     gpus: int = 1
+    nproc: int | None = None
     launcher: str = "none"
     img_scale: int = 800
     max_epochs: int = 12
@@ -97,15 +105,40 @@ class Settings:
     lr_factor: float = 1.0
     clip_grad: float | None = None
     auto_scale_lr: bool = False
+    val_interval: int = 0
     log_interval: int = 50
     max_per_img: int | None = None
     srun_args: str = ""
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
 
     @property
+    def processes(self) -> int:
+        """Processes per job: ``nproc`` when given, else one per GPU, else 1 (CPU)."""
+        if self.nproc is not None:
+            return self.nproc
+        return max(self.gpus, 1)
+
+    @property
     def effective_batch(self) -> int:
         """Images per optimizer step over all processes (the paper used 2 = 2 GPUs x 1 image)."""
-        return max(self.gpus, 1) * self.batch_per_gpu
+        return self.processes * self.batch_per_gpu
+
+    @property
+    def devices(self) -> str:
+        """What runs a job, for reports: ``"2 GPU(s)"``, ``"1 CPU process"``, ``"2 CPU processes (gloo)"``."""
+        if self.gpus == 0:
+            return "1 CPU process" if self.processes == 1 else f"{self.processes} CPU processes (gloo)"
+        return f"{self.gpus} GPU(s)"
+
+    @property
+    def backend(self) -> str:
+        """The ``torch.distributed`` backend of a multi-process job: NCCL on GPUs, gloo on CPU."""
+        return "nccl" if self.gpus > 0 else "gloo"
+
+    @property
+    def smoke_figures(self) -> bool:
+        """Whether the outputs must be labelled as smoke figures (the smoke and demo presets' short runs)."""
+        return self.preset in ("smoke", "demo")
 
     @property
     def is_smoke(self) -> bool:
@@ -117,6 +150,7 @@ class Settings:
         out = dataclasses.asdict(self)
         for key in ("work_dir", "data_root", "pretrained"):
             out[key] = None if out[key] is None else str(out[key])
+        out["processes"] = self.processes
         out["effective_batch"] = self.effective_batch
         return out
 
@@ -136,6 +170,20 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
         clip_grad=35.0,
         max_per_img=300,
         log_interval=10,
+    ),
+    # make demo: FPN and HS-FPN trained on the demo DOTAmini10 build within a few CPU minutes together.
+    "demo": dict(
+        gpus=0,
+        img_scale=256,
+        max_epochs=2,
+        milestones=(2,),
+        warmup_iters=20,
+        batch_per_gpu=2,
+        num_workers=0,
+        lr_factor=2.0,
+        clip_grad=35.0,
+        max_per_img=300,
+        log_interval=5,
     ),
 }
 
@@ -173,24 +221,36 @@ def resolve_settings(preset: str, work_dir: Path, **overrides: Any) -> Settings:
     return settings
 
 
+def _validate_processes(s: Settings) -> None:
+    if s.nproc is not None and s.nproc < 1:
+        raise SettingsError(f"nproc must be >= 1, got {s.nproc}")
+    if s.gpus > 0 and s.nproc is not None and s.nproc != s.gpus:
+        # One process drives one GPU: any other count leaves GPUs idle or shares one between processes.
+        raise SettingsError(f"--nproc {s.nproc} with --gpus {s.gpus}: on GPUs a job runs one process per GPU")
+    if s.launcher != "none" and s.processes < 2 and s.gpus < 1:
+        raise SettingsError(
+            f"launcher {s.launcher!r} needs --gpus >= 1, or --nproc >= 2 for CPU processes, got --gpus {s.gpus}"
+        )
+    if s.launcher == "none" and s.processes > 1:
+        # One plain process: several need torchrun or srun (else the recorded batch would be wrong).
+        what = f"--gpus {s.gpus}" if s.gpus > 1 else f"--nproc {s.processes}"
+        raise SettingsError(f"{what} needs --launcher pytorch or slurm (launcher none runs one process)")
+
+
 def _validate(s: Settings) -> None:
     if s.launcher not in LAUNCHERS:
         raise SettingsError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {s.launcher!r}")
     if s.gpus < 0:
         raise SettingsError(f"gpus must be >= 0, got {s.gpus}")
-    if s.launcher != "none" and s.gpus < 1:
-        raise SettingsError(f"launcher {s.launcher!r} needs --gpus >= 1, got {s.gpus}")
-    if s.launcher == "none" and s.gpus > 1:
-        # One process drives one GPU: several need torchrun or srun (else the recorded batch would be wrong).
-        raise SettingsError(f"--gpus {s.gpus} needs --launcher pytorch or slurm (launcher none runs one process)")
+    _validate_processes(s)
     for name in ("img_scale", "max_epochs", "batch_per_gpu", "log_interval"):
         if getattr(s, name) < 1:
             raise SettingsError(f"{name} must be >= 1, got {getattr(s, name)}")
     if s.img_scale % 32:
         # The HS-FPN's SDP cuts P2-P4 into blocks the size of C5: sides must divide by 32.
         raise SettingsError(f"img_scale must be a multiple of 32 (HS-FPN block attention), got {s.img_scale}")
-    if s.warmup_iters < 0 or s.num_workers < 0:
-        raise SettingsError("warmup_iters and num_workers must be >= 0")
+    if s.warmup_iters < 0 or s.num_workers < 0 or s.val_interval < 0:
+        raise SettingsError("warmup_iters, num_workers and val_interval must be >= 0")
     ms = s.milestones
     if any(b <= a for a, b in zip(ms, ms[1:])) or any(m < 1 or m > s.max_epochs for m in ms):
         raise SettingsError(

@@ -3,18 +3,20 @@
 Every job is one (row, neck variant) with its own work dir holding:
 
 * ``job_config.py``: the fully resolved config, and ``job.json`` its fingerprint (the identity of the
-  job's settings: a folder holding another fingerprint is never resumed);
-* ``job.log``: the job process's stdout and stderr, appended across attempts (mmengine's own logs are
-  kept beside it in its timestamped folders);
+  job's settings, process count included: a folder holding another fingerprint is never resumed);
+* ``job.log``: the job processes' stdout and stderr, appended across attempts (mmengine's own logs are
+  kept beside it in its timestamped folders, written by rank 0);
 * ``attempts.jsonl``: one line per attempt (start, wall seconds, exit code);
+* ``progress.json``: where the running job is (:mod:`pipelines.progress`), for the progress lines;
 * ``done.json``: written by the job when it finished (metrics); its presence means "skip";
+* ``model.pth``: the trained weights with the class names (``init_detector`` / ``detect`` take it);
 * ``failed.json``: the last failure (error line, log path, exit code); a later run retries the job,
   resuming from its last checkpoint when there is one.
 
-A failing job never stops the others. Each job runs in its own process (clean registries, isolation,
-and the launchers: plain ``python`` for one GPU or CPU, torchrun with mmengine's ``pytorch`` launcher
-for several GPUs, ``srun`` with the ``slurm`` launcher on a cluster).
-"""
+A failing job never stops the others. Each job runs in its own process group (clean registries,
+isolation, and the launchers: plain ``python`` for one GPU or CPU, torchrun with mmengine's ``pytorch``
+launcher for several GPUs or CPU processes, ``srun`` with the ``slurm`` launcher on a cluster), started
+through :mod:`pipelines.parent_guard`, so that no job process outlives the runner, however it dies."""
 
 from __future__ import annotations
 
@@ -25,17 +27,21 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
-from .errors import PipelineError
 from dotamini10.io import read_json_if_valid, write_json
 
+from .errors import PipelineError
 from .job import CONFIG, DONE, last_checkpoint
+from .parent_guard import guarded
+from .progress import PROGRESS, JobProgress, read_progress
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +51,47 @@ IDENTITY = "job.json"
 ATTEMPTS = "attempts.jsonl"
 LOG = "job.log"
 
-# Final statuses of a job in a run.
-DONE_NOW = "done"
-SKIPPED = "skipped (done before)"
-FAILED_NOW = "failed"
-NOT_AVAILABLE = "not available"
-NOT_REPRODUCED = "not reproduced"
+
+class JobState(StrEnum):
+    """A job's state on disk, before a run."""
+
+    PENDING = "pending"
+    RESUMABLE = "resumable"  # a checkpoint to resume from
+    DONE = "done"
+    FAILED = "failed"  # the last attempt failed before its first checkpoint
+    NOT_AVAILABLE = "not available"
+    NOT_REPRODUCED = "not reproduced"
+
+
+class JobStatus(StrEnum):
+    """What became of a job in a run (the tables' status column)."""
+
+    DONE = "done"
+    SKIPPED = "skipped (done before)"
+    FAILED = "failed"
+    NOT_AVAILABLE = "not available"
+    NOT_REPRODUCED = "not reproduced"
+
+
+class EventKind(StrEnum):
+    """The kind of a progress event."""
+
+    SKIPPED = "skipped"
+    STARTING = "starting"
+    RESUMING = "resuming"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    NOT_AVAILABLE = "not available"
+    NOT_REPRODUCED = "not reproduced"
+
+
+# Final statuses of a job in a run, by their historical names.
+DONE_NOW = JobStatus.DONE
+SKIPPED = JobStatus.SKIPPED
+FAILED_NOW = JobStatus.FAILED
+NOT_AVAILABLE = JobStatus.NOT_AVAILABLE
+NOT_REPRODUCED = JobStatus.NOT_REPRODUCED
 
 
 class RunnerError(PipelineError):
@@ -67,7 +108,7 @@ class Job:
         variant: Neck variant id.
         work_dir: The job's own folder.
         config_text: The resolved config as Python source; ``None`` when the job cannot run.
-        blocked: Why the job cannot run (its status), e.g. ``"not available"``; ``None`` when it can.
+        blocked: Why the job cannot run (:data:`NOT_AVAILABLE` or :data:`NOT_REPRODUCED`); ``None`` when it can.
         reason: Detail of ``blocked`` for the report.
     """
 
@@ -76,7 +117,7 @@ class Job:
     variant: str
     work_dir: Path
     config_text: str | None = None
-    blocked: str | None = None
+    blocked: JobStatus | None = None
     reason: str = ""
 
     @property
@@ -92,7 +133,7 @@ class JobResult:
     """What one job produced in a run."""
 
     job: Job
-    status: str
+    status: JobStatus
     metrics: dict[str, float | None] = field(default_factory=dict)
     wall_s: float | None = None
     log: Path | None = None
@@ -108,20 +149,21 @@ class ProgressEvent:
         index: 1-based position of the job in the plan.
         total: Jobs in the plan.
         key: The job's key.
-        state: ``"skipped"``, ``"starting"``, ``"resuming"``, ``"running"``, ``"done"``, ``"failed"``,
-            ``"not available"`` or ``"not reproduced"``.
-        detail: Free text (epoch / iteration, error, log path).
-        job_eta_s: Seconds left for this job (from mmengine's log), when known.
+        state: What happened (:class:`EventKind`).
+        detail: Free text (epoch / iteration, loss, speed, evaluation, error, log path).
+        job_eta_s: Seconds left for this job, when known.
         plan_eta_s: Seconds left for the whole plan, when it can be estimated.
+        progress: The running job's position as its process wrote it (``None`` when not known).
     """
 
     index: int
     total: int
     key: str
-    state: str
+    state: EventKind
     detail: str = ""
     job_eta_s: float | None = None
     plan_eta_s: float | None = None
+    progress: JobProgress | None = None
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -167,35 +209,48 @@ def attempts_wall_s(job_dir: Path) -> float:
     return total
 
 
-def job_state(job: Job) -> tuple[str, str]:
-    """The job's state on disk and a detail for the plan.
+@dataclass(frozen=True)
+class JobOnDisk:
+    """What a job's folder says about it.
 
-    Returns:
-        ``(state, detail)`` with state one of ``"done"``, ``"resumable"``, ``"failed"``, ``"pending"`` or
-        ``job.blocked``; a job whose folder holds another configuration says so in the detail.
+    Args:
+        state: The state.
+        detail: Text for the plan (the checkpoint resumed from, the last error).
+        foreign: The folder was written by a job with other settings (another fingerprint in ``job.json``).
     """
+
+    state: JobState
+    detail: str = ""
+    foreign: bool = False
+
+
+def inspect_job(job: Job) -> JobOnDisk:
+    """Read a job's state from its folder (done marker, last checkpoint, failure record, fingerprint)."""
     if job.blocked is not None:
-        return job.blocked, job.reason
+        return JobOnDisk(JobState(job.blocked.value), job.reason)
     d = job.work_dir
     previous = (read_json_if_valid(d / IDENTITY) or {}).get("fingerprint")
-    other = previous is not None and job.fingerprint is not None and previous != job.fingerprint
+    foreign = previous is not None and job.fingerprint is not None and previous != job.fingerprint
     if (d / DONE).is_file():
-        return "done", "finished with OTHER settings (job.json fingerprint differs)" if other else ""
+        return JobOnDisk(JobState.DONE, "finished with OTHER settings (job.json fingerprint differs)" if foreign else "", foreign)
     ckpt = last_checkpoint(d)
     if ckpt is not None:
-        detail = f"from {ckpt.name}"
-        return "resumable", detail + (" but the fingerprint differs: will not resume" if other else "")
+        detail = f"from {ckpt.name}" + (" but the fingerprint differs: will not resume" if foreign else "")
+        return JobOnDisk(JobState.RESUMABLE, detail, foreign)
     if (d / FAILED).is_file():
         record = read_json_if_valid(d / FAILED) or {}
-        return "failed", str(record.get("error", ""))
-    return "pending", ""
+        return JobOnDisk(JobState.FAILED, str(record.get("error", "")), foreign)
+    return JobOnDisk(JobState.PENDING, "", foreign)
 
 
-def _read_text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return None
+def job_state(job: Job) -> tuple[JobState, str]:
+    """The job's state on disk and a detail for the plan (see :func:`inspect_job`).
+
+    Returns:
+        ``(state, detail)``; a job whose folder holds another configuration says so in the detail.
+    """
+    disk = inspect_job(job)
+    return disk.state, disk.detail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,42 +258,55 @@ def _read_text(path: Path) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def launch_command(launcher: str, gpus: int, *, srun_args: str = "", master_port: int = 29500) -> CommandFn:
-    """The command that runs one job's process under a launcher.
+def free_port() -> int:
+    """A TCP port free on this machine now (torchrun's rendezvous of one job)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def launch_command(
+    launcher: str, gpus: int, *, nproc: int | None = None, srun_args: str = "", master_port: int | None = None
+) -> CommandFn:
+    """The command that runs one job's processes under a launcher.
 
     Args:
-        launcher: ``"none"`` (one process: CPU or one GPU), ``"pytorch"`` (torchrun, one process per
-            GPU) or ``"slurm"`` (srun, one task per GPU).
-        gpus: GPUs per job.
+        launcher: ``"none"`` (one process: CPU or one GPU), ``"pytorch"`` (torchrun, ``nproc`` processes on
+            this machine) or ``"slurm"`` (srun, ``nproc`` tasks).
+        gpus: GPUs per job (0: CPU processes).
+        nproc: Processes per job; defaults to ``gpus`` (at least 1).
         srun_args: Extra ``srun`` arguments (partition, time limit), split like a shell would.
-        master_port: torchrun's rendezvous port.
+        master_port: torchrun's rendezvous port; ``None`` picks a free port for each job.
 
     Returns:
         A function from a job to its argv.
     """
     if launcher not in ("none", "pytorch", "slurm"):
         raise RunnerError(f"launcher must be none, pytorch or slurm, got {launcher!r}")
+    procs = nproc if nproc is not None else max(gpus, 1)
     job_module = ["-m", "pipelines.job"]
 
     def command(job: Job) -> list[str]:
-        tail = [str(job.work_dir), "--launcher", launcher]
+        # Absolute: the job process runs in its own folder (mmengine writes cwd-relative gathering files).
+        tail = [str(job.work_dir.absolute()), "--launcher", launcher]
         if launcher == "pytorch":
+            port = master_port if master_port is not None else free_port()
             return [
                 sys.executable,
                 "-m",
                 "torch.distributed.run",
-                f"--nproc_per_node={gpus}",
-                f"--master_port={master_port}",
+                f"--nproc_per_node={procs}",
+                f"--master_port={port}",
                 *job_module,
                 *tail,
             ]
         if launcher == "slurm":
-            per_node = min(gpus, 8)
+            # GPUs: at most 8 tasks (one per GPU) per node; CPU tasks one CPU each, placed by Slurm.
+            per_node = [f"--ntasks-per-node={min(procs, 8)}", f"--gres=gpu:{min(procs, 8)}"] if gpus else ["--cpus-per-task=1"]
             return [
                 "srun",
-                f"--ntasks={gpus}",
-                f"--ntasks-per-node={per_node}",
-                f"--gres=gpu:{per_node}",
+                f"--ntasks={procs}",
+                *per_node,
                 "--kill-on-bad-exit=1",
                 *shlex.split(srun_args),
                 sys.executable,
@@ -319,7 +387,7 @@ def _tail(path: Path, size: int = 65536) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _finished_result(job: Job, status: str) -> JobResult:
+def _finished_result(job: Job, status: JobStatus) -> JobResult:
     record = read_json_if_valid(job.work_dir / DONE) or {}
     state, detail = job_state(job)
     return JobResult(
@@ -333,12 +401,34 @@ def _finished_result(job: Job, status: str) -> JobResult:
     )
 
 
-def _plan_eta(durations: list[float], remaining: int, current_eta: float | None) -> float | None:
-    if remaining == 0:
-        return current_eta
-    if not durations:
-        return None
-    return (current_eta or 0.0) + remaining * (sum(durations) / len(durations))
+@dataclass
+class PlanClock:
+    """The plan's ETA: durations of the jobs finished in this run, and how many are still to start.
+
+    Args:
+        remaining: Runnable jobs not started yet.
+        durations: Wall seconds of each job finished in this run.
+    """
+
+    remaining: int
+    durations: list[float] = field(default_factory=list)
+
+    def eta(self, current_eta: float | None, current_total_s: float | None = None, *, including: int = 0) -> float | None:
+        """Seconds until the plan ends.
+
+        Args:
+            current_eta: Seconds left of the running job (``None``: none running, or not known yet).
+            current_total_s: Estimated whole duration of the running job: the per-job estimate until a job
+                of this run has finished.
+            including: Jobs to count beside :attr:`remaining` (the one about to start).
+        """
+        todo = self.remaining + including
+        if todo == 0:
+            return current_eta
+        per_job = sum(self.durations) / len(self.durations) if self.durations else current_total_s
+        if per_job is None:
+            return None
+        return (current_eta or 0.0) + todo * per_job
 
 
 def run_jobs(
@@ -357,7 +447,7 @@ def run_jobs(
         command: Builds a job's argv (:func:`launch_command`; tests pass fake jobs).
         env: The job processes' environment (:func:`job_env`); ``None`` inherits this process's.
         progress: Receives one event per job state change and, while a job runs, one every
-            ``report_every_s`` seconds with its ETA.
+            ``report_every_s`` seconds with its position, loss, speed and ETA (``progress.json``).
         poll_s: Seconds between checks of a running job.
         report_every_s: Seconds between "running" events of one job.
 
@@ -374,47 +464,32 @@ def run_jobs(
         raise RunnerError(f"duplicate job keys in the plan: {sorted({k for k in keys if keys.count(k) > 1})}")
     emit = progress or (lambda event: logger.info(format_event(event)))
     results: list[JobResult] = []
-    durations: list[float] = []
-    runnable = [j for j in jobs if j.blocked is None and job_state(j)[0] != "done"]
-    remaining = len(runnable)
+    runnable = [j for j in jobs if j.blocked is None and job_state(j)[0] is not JobState.DONE]
+    clock = PlanClock(remaining=len(runnable))
     for index, job in enumerate(jobs, start=1):
         total = len(jobs)
         if job.blocked is not None:
-            emit(ProgressEvent(index, total, job.key, job.blocked, job.reason))
+            emit(ProgressEvent(index, total, job.key, EventKind(job.blocked.value), job.reason))
             results.append(JobResult(job=job, status=job.blocked, error=job.reason or None))
             continue
-        state, detail = job_state(job)
-        if state == "done":
-            result = _finished_result(job, SKIPPED)
-            emit(ProgressEvent(index, total, job.key, "skipped", "done before" + (f"; {detail}" if detail else "")))
+        disk = inspect_job(job)
+        if disk.state is JobState.DONE:
+            result = _finished_result(job, JobStatus.SKIPPED)
+            detail = "done before" + (f"; {disk.detail}" if disk.detail else "")
+            emit(ProgressEvent(index, total, job.key, EventKind.SKIPPED, detail))
             results.append(result)
             continue
-        remaining -= 1
-        if state == "resumable" and "differs" in detail:
+        clock.remaining -= 1
+        if disk.state is JobState.RESUMABLE and disk.foreign:
             error = f"{job.work_dir} holds checkpoints of a run with other settings; delete it or use another --work-dir"
-            emit(ProgressEvent(index, total, job.key, "failed", error))
-            results.append(JobResult(job=job, status=FAILED_NOW, log=job.work_dir / LOG, error=error))
+            emit(ProgressEvent(index, total, job.key, EventKind.FAILED, error))
+            results.append(JobResult(job=job, status=JobStatus.FAILED, log=job.work_dir / LOG, error=error))
             continue
-        results.append(
-            _run_one(job, command, env, emit, index, total, state, detail, durations, remaining, poll_s, report_every_s)
-        )
+        results.append(_run_one(job, command, env, emit, (index, total), disk, clock, poll_s, report_every_s))
     return results
 
 
-def _run_one(
-    job: Job,
-    command: CommandFn,
-    env: dict[str, str] | None,
-    emit: ProgressFn,
-    index: int,
-    total: int,
-    state: str,
-    detail: str,
-    durations: list[float],
-    remaining: int,
-    poll_s: float,
-    report_every_s: float,
-) -> JobResult:
+def _prepare_dir(job: Job) -> None:
     d = job.work_dir
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -428,78 +503,97 @@ def _run_one(
             indent=2, sort_keys=True,
         )
     (d / FAILED).unlink(missing_ok=True)
+    (d / PROGRESS).unlink(missing_ok=True)  # the last attempt's position, stale now
+
+
+def _running_event(job: Job, where: tuple[int, int], clock: PlanClock, started: float) -> ProgressEvent:
+    progress = read_progress(job.work_dir)
+    if progress is not None:
+        detail, eta = progress.describe(), progress.eta_s
+    else:  # a process that writes no progress.json (or not yet): mmengine's log lines
+        detail, eta = log_progress(_tail(job.work_dir / LOG))
+    total_s = None if eta is None else time.monotonic() - started + eta
+    return ProgressEvent(
+        *where, job.key, EventKind.RUNNING, detail, job_eta_s=eta, plan_eta_s=clock.eta(eta, total_s), progress=progress
+    )
+
+
+def _wait(
+    proc: subprocess.Popen, report: Callable[[float], None], poll_s: float, report_every_s: float
+) -> None:
+    """Wait for the job's process, calling ``report(started)`` every ``report_every_s`` seconds."""
+    start = last_report = time.monotonic()
+    while proc.poll() is None:
+        time.sleep(poll_s)
+        now = time.monotonic()
+        if now - last_report >= report_every_s:
+            last_report = now
+            report(start)
+
+
+def _run_one(
+    job: Job,
+    command: CommandFn,
+    env: dict[str, str] | None,
+    emit: ProgressFn,
+    where: tuple[int, int],
+    disk: JobOnDisk,
+    clock: PlanClock,
+    poll_s: float,
+    report_every_s: float,
+) -> JobResult:
+    d = job.work_dir
+    _prepare_dir(job)
     log_path = d / LOG
     argv = command(job)
-    resuming = state == "resumable"
-    emit(
-        ProgressEvent(
-            index,
-            total,
-            job.key,
-            "resuming" if resuming else "starting",
-            detail if resuming else "",
-            plan_eta_s=_plan_eta(durations, remaining + 1, None),
-        )
-    )
+    resuming = disk.state is JobState.RESUMABLE
+    kind = EventKind.RESUMING if resuming else EventKind.STARTING
+    emit(ProgressEvent(*where, job.key, kind, disk.detail if resuming else "", plan_eta_s=clock.eta(None, including=1)))
     start_wall = time.time()
     start = time.monotonic()
     with log_path.open("a", encoding="utf-8") as log:
         log.write(f"\n==== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(argv)}\n")
         log.flush()
+        # The guard ends the job (and a launcher's children) when this process dies, even by SIGKILL; its own
+        # session keeps a terminal's Ctrl-C away from the job: the runner stops it (and records the attempt).
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO_ROOT), start_new_session=True
+            guarded(argv, os.getpid()), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(d.absolute()),
+            start_new_session=True,
         )
-        last_report = start
         try:
-            while proc.poll() is None:
-                time.sleep(poll_s)
-                now = time.monotonic()
-                if now - last_report >= report_every_s:
-                    last_report = now
-                    where, eta = log_progress(_tail(log_path))
-                    emit(
-                        ProgressEvent(
-                            index,
-                            total,
-                            job.key,
-                            "running",
-                            where,
-                            job_eta_s=eta,
-                            plan_eta_s=_plan_eta(durations, remaining, eta),
-                        )
-                    )
+            _wait(proc, lambda started: emit(_running_event(job, where, clock, started)), poll_s, report_every_s)
         except KeyboardInterrupt:
             _stop(proc)
             _record_attempt(d, start_wall, time.monotonic() - start, None)
             raise
     wall = time.monotonic() - start
-    rc = proc.returncode
-    _record_attempt(d, start_wall, wall, rc)
+    _record_attempt(d, start_wall, wall, proc.returncode)
+    return _conclude(job, proc.returncode, wall, emit, where, clock)
+
+
+def _conclude(
+    job: Job, rc: int, wall: float, emit: ProgressFn, where: tuple[int, int], clock: PlanClock
+) -> JobResult:
+    d = job.work_dir
+    log_path = d / LOG
     if rc == 0 and (d / DONE).is_file():
-        durations.append(wall)
-        result = _finished_result(job, DONE_NOW)
+        clock.durations.append(wall)
+        result = _finished_result(job, JobStatus.DONE)
         ap = result.metrics.get("AP")
-        emit(
-            ProgressEvent(
-                index,
-                total,
-                job.key,
-                "done",
-                f"AP {ap} in {format_duration(wall)}",
-                plan_eta_s=_plan_eta(durations, remaining, None),
-            )
-        )
+        detail = f"AP {ap} in {format_duration(wall)}"
+        emit(ProgressEvent(*where, job.key, EventKind.DONE, detail, plan_eta_s=clock.eta(None)))
         return result
     text = _tail(log_path)
     error = error_line(text) or (f"exit code {rc}" if rc else "the job exited without writing done.json")
     record = dict(error=error, log=str(log_path), returncode=rc, when=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json(d / FAILED, record, indent=2, sort_keys=True)
-    emit(ProgressEvent(index, total, job.key, "failed", f"{error} (log: {log_path})"))
-    return JobResult(job=job, status=FAILED_NOW, wall_s=round(wall, 1), log=log_path, error=error)
+    emit(ProgressEvent(*where, job.key, EventKind.FAILED, f"{error} (log: {log_path})"))
+    return JobResult(job=job, status=JobStatus.FAILED, wall_s=round(wall, 1), log=log_path, error=error)
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    # The job runs in its own session: stop its whole process group (torchrun / srun children too).
+    # The job runs in its own session: stop its whole process group. torchrun stops its workers (which sit in
+    # sessions of their own) on SIGTERM; srun cancels its step.
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -523,14 +617,21 @@ def _record_attempt(job_dir: Path, start_wall: float, wall_s: float, rc: int | N
 
 
 __all__ = [
+    "EventKind",
     "Job",
+    "JobOnDisk",
     "JobResult",
+    "JobState",
+    "JobStatus",
+    "PlanClock",
     "ProgressEvent",
     "RunnerError",
     "attempts_wall_s",
     "error_line",
     "format_duration",
     "format_event",
+    "free_port",
+    "inspect_job",
     "job_env",
     "job_state",
     "launch_command",

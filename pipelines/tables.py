@@ -130,11 +130,11 @@ class Plan:
     def describe(self, with_configs: bool = False) -> str:
         """The plan as text: settings, dataset, each job's state and (optionally) its resolved config."""
         s = self.settings
-        lines = [f"{self.spec.title}" + ("  [SMOKE]" if s.is_smoke else "")]
-        if s.is_smoke:
+        lines = [f"{self.spec.title}" + ("  [SMOKE]" if s.smoke_figures else "")]
+        if s.smoke_figures:
             lines.append(SMOKE_BANNER)
         lines.append(
-            f"preset {s.preset}; {_devices(s)} x {s.batch_per_gpu} image(s) = effective batch "
+            f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch "
             f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.max_epochs} epochs, steps at "
             f"{list(s.milestones)}; input {s.img_scale} x {s.img_scale}"
         )
@@ -168,10 +168,6 @@ class TableOutcome:
     results: list[JobResult] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
-
-
-def _devices(s: Settings) -> str:
-    return "1 CPU process" if s.gpus == 0 else f"{s.gpus} GPU(s)"
 
 
 def _init_text(s: Settings) -> str:
@@ -312,7 +308,7 @@ def run_table(
         return outcome
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
-    command = launch_command(settings.launcher, settings.gpus, srun_args=settings.srun_args)
+    command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
         plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
     )
@@ -397,13 +393,13 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
     """The markdown report of a table: title, smoke banner, settings, and ours / paper / delta per metric."""
     spec = TABLE_SPECS[table]
     metrics = TABLE_METRICS[table]
-    smoke = settings.is_smoke
+    smoke = settings.smoke_figures
     lines = [f"# {'[SMOKE] ' if smoke else ''}{spec.title}", ""]
     if smoke:
         lines += [f"**{SMOKE_BANNER}**", ""]
     lines += [
         f"- preset: {settings.preset}",
-        f"- effective batch: {settings.effective_batch} ({_devices(settings)} x {settings.batch_per_gpu}); "
+        f"- effective batch: {settings.effective_batch} ({settings.devices} x {settings.batch_per_gpu}); "
         "the paper used 2 (2 GPUs x 1)",
         f"- schedule: {settings.max_epochs} epochs, lr steps at {list(settings.milestones)}, "
         f"input {settings.img_scale} x {settings.img_scale}",
@@ -432,7 +428,7 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
 def render_csv(table: str, rows: Sequence[dict[str, Any]], settings: Settings) -> str:
     """The CSV of a table (one row per detector and neck); smoke files start with a ``#`` banner line."""
     buf = io.StringIO()
-    if settings.is_smoke:
+    if settings.smoke_figures:
         buf.write(f"# {SMOKE_BANNER}\n")
     if rows:
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
@@ -473,7 +469,7 @@ def render_png(table: str, rows: Sequence[dict[str, Any]], settings: Settings, p
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("AP (%)")
-    title = spec.title if not settings.is_smoke else f"[SMOKE: synthetic data, not the paper's setting] {spec.title}"
+    title = spec.title if not settings.smoke_figures else f"[SMOKE: synthetic data, not the paper's setting] {spec.title}"
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -547,7 +543,7 @@ def summarize(outcome: TableOutcome) -> str:
     counts: dict[str, int] = {}
     for r in outcome.results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    smoke = " [SMOKE: synthetic data, not the paper's setting]" if outcome.plan.settings.is_smoke else ""
+    smoke = " [SMOKE: synthetic data, not the paper's setting]" if outcome.plan.settings.smoke_figures else ""
     lines = [f"{outcome.plan.spec.name}{smoke}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
     lines += [f"wrote {p}" for p in outcome.outputs.values()]
     return "\n".join(lines)

@@ -286,7 +286,7 @@ def test_killed_build_resumes_to_identical_output(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked only on Linux")
 def test_fork_is_ruled_out_by_other_threads_and_threaded_libraries():
     def probe(setup: str) -> str:
-        code = f"{setup}; from dotamini10.build import fork_is_safe; print(fork_is_safe())"
+        code = f"{setup}; from dotamini10.pool import fork_is_safe; print(fork_is_safe())"
         return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
 
@@ -303,7 +303,7 @@ def test_workers_forked_from_a_clean_process_give_the_same_bytes(reference, rele
     out = tmp_path / "forked"
     script = (
         "import sys; from pathlib import Path; "
-        "from dotamini10.build import BuildOptions, build_dotamini10, fork_is_safe; "
+        "from dotamini10.build import BuildOptions, build_dotamini10; from dotamini10.pool import fork_is_safe; "
         "assert fork_is_safe(); "
         "s = build_dotamini10(Path(sys.argv[1]), dota_root=Path(sys.argv[2]), seed=5, workers=2, "
         "options=BuildOptions(crop_size=128, stride=96, scale_mode='fixed', scales=(1.0,))); "
@@ -430,20 +430,21 @@ def test_worker_memory_stays_near_two_copies_of_the_image(tmp_path):
     # One unit at scale 0.5 of a 1,500 x 1,500 image: decoded source (6.75 MB) + resized copy (1.7 MB) +
     # windows. numpy (and OpenCV's numpy allocator) report to tracemalloc.
     from dotamini10 import worker
-    from dotamini10.build import _plan_units, _read_sources
+    from dotamini10.plan import plan_units
     from dotamini10.problems import ProblemLog
     from dotamini10.read import find_splits
+    from dotamini10.sources import read_sources
+    from dotamini10.worker import UnitSettings
 
     root = make_split(tmp_path / "src", {"m": (1500, 1500)}, {"m": [box(10, 10, 40, 40, "plane")]})
     options = BuildOptions(crop_size=256, stride=192, scale_mode="fixed", scales=(0.5,), drop_empty_train=False)
-    entries, _ = _read_sources(root, find_splits(root), options, 0, ProblemLog())
-    from dotamini10.worker import UnitSettings
+    images, _ = read_sources(root, find_splits(root), options.classes, ProblemLog())
 
     (tmp_path / "out" / "images" / "train").mkdir(parents=True)
     (tmp_path / "out" / "labelTxt" / "train").mkdir(parents=True)
     settings_ = UnitSettings(tmp_path / "out", 0, 256, 0.7, 0, False, 0, 0.5, (0.0, 0.0, 0.0), "area", 1, 2)
-    _plan_units(entries, options, settings_, workers=1)
-    (unit,) = entries[0].units
+    (plan,) = plan_units(images, options, settings_, workers=1)
+    (unit,) = plan.units
     worker._CACHE = worker._ImageCache()
     tracemalloc.start()
     result = worker.run_unit(unit)
@@ -457,9 +458,10 @@ def test_worker_memory_stays_near_two_copies_of_the_image(tmp_path):
 
 
 def test_units_cut_only_images_that_are_a_large_share_of_the_build(tmp_path):
-    from dotamini10.build import _plan_units, _read_sources
+    from dotamini10.plan import plan_units
     from dotamini10.problems import ProblemLog
     from dotamini10.read import find_splits
+    from dotamini10.sources import read_sources
     from dotamini10.worker import UnitSettings
 
     settings_ = UnitSettings(tmp_path, 0, 128, 0.7, 0, True, 0, 0.5, (0.0, 0.0, 0.0), "area", 1, 2)
@@ -467,9 +469,8 @@ def test_units_cut_only_images_that_are_a_large_share_of_the_build(tmp_path):
     def units(images: dict[str, tuple[int, int]], workers: int) -> dict[str, int]:
         root = make_split(tmp_path / f"src{len(list(tmp_path.iterdir()))}", images,
                           {s: [box(1, 1, 9, 9, "plane")] for s in images})
-        entries, _ = _read_sources(root, find_splits(root), SMALL, 0, ProblemLog())
-        _plan_units(entries, SMALL, settings_, workers=workers)
-        return {e.stem: len(e.units) for e in entries}
+        images, _ = read_sources(root, find_splits(root), SMALL.classes, ProblemLog())
+        return {p.image.stem: len(p.units) for p in plan_units(images, SMALL, settings_, workers=workers)}
 
     # One image of 6 x 4 = 24 windows alone: 4 units per worker, so every worker gets a share and the last
     # units to finish are short.

@@ -1,11 +1,23 @@
-"""The job process helpers: last checkpoint lookup, the narrow weights_only relaxation, metric mapping."""
+"""The job process helpers: last checkpoint lookup, the narrow weights_only relaxation, metric mapping, the
+launchers' environments (torchrun, Slurm) and the CPU DDP wrapper."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipelines.job import DivergedError, check_loss, last_checkpoint, table_metrics, trust_checkpoint
+from pipelines.job import (
+    DistEnv,
+    DivergedError,
+    check_loss,
+    cpu_model_wrapper,
+    dist_env,
+    first_host,
+    last_checkpoint,
+    slurm_port,
+    table_metrics,
+    trust_checkpoint,
+)
 
 
 def _mmengine_like_checkpoint(path):
@@ -64,3 +76,67 @@ def test_check_loss_stops_nan_and_inf_only():
     for bad in (float("nan"), float("inf")):
         with pytest.raises(DivergedError, match=r"training diverged: loss is (nan|inf) at iteration 31"):
             check_loss(torch.tensor(bad), 31)
+
+
+def test_torchrun_environment_gives_the_rank_and_rendezvous():
+    env = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29600"}
+    assert dist_env("pytorch", env) == DistEnv(1, 2, 1, "127.0.0.1", 29600)
+    assert dist_env("none", env) is None
+
+
+def test_slurm_environment_gives_the_rank_and_a_shared_port():
+    env = {"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1", "SLURM_STEP_NODELIST": "gpu[07-08]",
+           "SLURM_JOB_ID": "1234", "SLURM_STEP_ID": "2"}
+    got = dist_env("slurm", env)
+    assert got == DistEnv(3, 4, 1, "gpu07", slurm_port(1234, 2))
+    assert got.to_environ() == {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "gpu07",
+                                "MASTER_PORT": str(12000 + (1234 * 8 + 2) % 20000)}
+    assert dist_env("slurm", dict(env, MASTER_PORT="40000", MASTER_ADDR="head")).master_port == 40000
+    assert dist_env("slurm", dict(env, MASTER_ADDR="head")).master_addr == "head"
+
+
+def test_first_host_of_slurm_node_lists():
+    assert first_host("vm") == "vm"
+    assert first_host("node[03-05,9],gpu1") == "node03"
+    assert first_host("a1,b2") == "a1"
+    assert first_host("n[1,3-4]") == "n1"
+
+
+def test_slurm_ports_stay_in_range_and_differ_between_steps():
+    ports = {slurm_port(job, step) for job in range(100) for step in range(3)}
+    assert min(ports) >= 12000 and max(ports) < 32000 and len(ports) == 300
+
+
+def test_cpu_model_wrapper_keeps_the_configs_keys_and_drops_device_ids():
+    from mmengine.config import Config
+
+    cfg = Config(dict(find_unused_parameters=True))
+    assert cpu_model_wrapper(cfg) == dict(
+        type="MMDistributedDataParallel", broadcast_buffers=False, find_unused_parameters=True, device_ids=None
+    )
+    cfg = Config(dict(model_wrapper_cfg=dict(type="MMDistributedDataParallel", broadcast_buffers=True,
+                                             device_ids=[0])))
+    assert cpu_model_wrapper(cfg) == dict(
+        type="MMDistributedDataParallel", broadcast_buffers=True, find_unused_parameters=False, device_ids=None
+    )
+
+
+def test_guard_parent_binds_torchruns_workers_to_the_launcher(monkeypatch):
+    import os
+
+    import pipelines.job as job
+
+    bound = []
+    monkeypatch.setattr("dotamini10.processes.die_with_parent", lambda pid: bound.append(pid))
+    job.guard_parent("none")
+    job.guard_parent("slurm")  # tasks are slurmstepd's: the step ends with srun
+    assert bound == []
+    monkeypatch.setenv(job.LAUNCHER_PID_ENV, str(os.getppid()))
+    job.guard_parent("pytorch")
+    # A pid left in the environment by something else that still runs: the living parent is the launcher.
+    monkeypatch.setenv(job.LAUNCHER_PID_ENV, str(os.getpid()))
+    job.guard_parent("pytorch")
+    # The launcher is gone (no such process): bind to it anyway, so that die_with_parent ends this process.
+    monkeypatch.setenv(job.LAUNCHER_PID_ENV, str(2**22 + 12345))
+    job.guard_parent("pytorch")
+    assert bound == [os.getppid(), os.getppid(), 2**22 + 12345]

@@ -69,3 +69,27 @@ def test_any_valid_epoch_count_resolves(epochs, gpus):
 def test_synthetic_spec_is_part_of_the_settings(tmp_path):
     spec = SyntheticSpec(num_train=2, num_test=1, image_size=64, seed=3)
     assert resolve_settings("smoke", tmp_path, synthetic=spec).synthetic == spec
+
+
+def test_nproc_defaults_to_the_gpus_or_one_cpu_process(tmp_path):
+    assert resolve_settings("paper", tmp_path, gpus=4, launcher="pytorch").processes == 4
+    assert resolve_settings("smoke", tmp_path).processes == 1
+    cpu = resolve_settings("smoke", tmp_path, nproc=2, launcher="pytorch")
+    assert (cpu.processes, cpu.effective_batch, cpu.backend) == (2, 4, "gloo")  # 2 processes x 2 images
+    assert resolve_settings("paper", tmp_path, gpus=2, launcher="slurm").backend == "nccl"
+    assert cpu.to_json()["processes"] == 2 and cpu.to_json()["nproc"] == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(nproc=2), "--nproc 2 needs --launcher pytorch or slurm"),
+        (dict(nproc=0, launcher="pytorch"), "nproc must be >= 1"),
+        (dict(gpus=2, nproc=3, launcher="pytorch"), "one process per GPU"),
+        (dict(gpus=0, nproc=1, launcher="slurm"), "or --nproc >= 2 for CPU processes"),
+        (dict(val_interval=-1), "val_interval must be >= 0"),
+    ],
+)
+def test_invalid_process_settings_are_rejected(tmp_path, overrides, message):
+    with pytest.raises(SettingsError, match=message):
+        resolve_settings("smoke", tmp_path, **overrides)

@@ -20,11 +20,11 @@ from dotamini10.read import (
     outside_image,
     pair_files,
     parse_label_text,
-    polygon_areas,
     probe_image,
     read_label_file,
     to_bgr8,
 )
+from dotamini10.split import signed_area
 
 GOOD = "10 10 20 10 20 20 10 20 plane 0"
 
@@ -81,9 +81,9 @@ def test_any_text_parses_without_exceptions_and_accounts_for_every_object_line(l
     assert {p.line for p in label.problems} <= set(label.lines.tolist())
 
 
-def test_polygon_areas_and_outside_mask():
+def test_signed_areas_and_outside_mask():
     coords = np.array([[[0, 0], [4, 0], [4, 3], [0, 3]], [[0, 0], [0, 3], [4, 3], [4, 0]]], dtype=float)
-    assert polygon_areas(coords).tolist() == [12.0, -12.0]
+    assert [signed_area(ring) for ring in coords] == [12.0, -12.0]  # DOTA order (clockwise on screen) > 0
     shifted = coords + [[[0, 0]], [[97, 0]]]
     assert outside_image(shifted, 100, 100).tolist() == [False, True]  # x = 101 > 100
 

@@ -16,12 +16,17 @@ from pipelines.runner import (
     NOT_AVAILABLE,
     SKIPPED,
     Job,
+    JobOnDisk,
+    JobState,
+    PlanClock,
     ProgressEvent,
     RunnerError,
     attempts_wall_s,
     error_line,
     format_duration,
     format_event,
+    free_port,
+    inspect_job,
     job_env,
     job_state,
     launch_command,
@@ -241,3 +246,90 @@ def test_job_env_makes_the_toolkit_importable_and_hides_gpus_on_cpu():
     assert (Path(env["PYTHONPATH"].split(":")[0]) / "pipelines").is_dir()
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert "CUDA_VISIBLE_DEVICES" not in job_env(2, base={})
+
+
+# A fake job that writes the progress record of pipelines.progress, as the real job's hook does.
+PROGRESS_JOB = r'''
+import sys, time
+from pathlib import Path
+from pipelines.progress import JobProgress, Phase, write_progress
+from dotamini10.io import write_json
+job_dir = Path(sys.argv[1])
+for done in range(1, 4):
+    write_progress(job_dir, JobProgress(Phase.TRAIN, 1, 2, done, 4, done, 8, loss=1.0 / done, iter_s=0.5, eta_s=10.0 - done))
+    time.sleep(0.3)
+write_progress(job_dir, JobProgress(Phase.TEST, 2, 2, 1, 5, 8, 8, eta_s=1.0))
+time.sleep(0.3)
+write_json(job_dir / "done.json", {"metrics": {"AP": 1.0}})
+'''
+
+
+def test_running_events_carry_the_jobs_progress_record(tmp_path):
+    script = tmp_path / "progress_job.py"
+    script.write_text(PROGRESS_JOB, encoding="utf-8")
+    job = make_job(tmp_path, "p__fpn")
+    events: list[ProgressEvent] = []
+    results = run_jobs([job], lambda j: [sys.executable, str(script), str(j.work_dir)], env=job_env(0),
+                       progress=events.append, poll_s=0.05, report_every_s=0.0)
+    assert results[0].status == DONE_NOW
+    running = [e for e in events if e.state == "running" and e.progress is not None]
+    train = [e for e in running if e.progress.phase == "train"]
+    assert train and all(e.detail.startswith("epoch 1/2 iter ") and " it/s" in e.detail for e in train)
+    assert {e.job_eta_s for e in train} <= {9.0, 8.0, 7.0}
+    # The only job: the plan's ETA is the job's.
+    assert all(e.plan_eta_s == e.job_eta_s for e in running)
+    assert any(e.detail == "evaluating 1/5 (test, after epoch 2/2)" for e in running)
+
+
+def test_a_new_attempt_starts_without_the_last_attempts_progress(tmp_path, fake):
+    job = make_job(tmp_path, "q__fpn")
+    (job.work_dir / "progress.json").write_text('{"phase": "train"}')
+    run([job], fake)
+    assert not (job.work_dir / "progress.json").exists()
+
+
+def test_inspect_job_tells_foreign_checkpoints_apart(tmp_path, fake):
+    job = make_job(tmp_path, "r__fpn", epochs=3, crash_after=1)
+    run([job], fake)
+    assert inspect_job(job) == JobOnDisk(JobState.RESUMABLE, "from epoch_1.pth", foreign=False)
+    other = Job(job.key, job.row, job.variant, job.work_dir, config_text="cfg = 9\n")
+    disk = inspect_job(other)
+    assert disk.state is JobState.RESUMABLE and disk.foreign
+    blocked = Job("s__fpn", "s", "fpn", tmp_path / "s", blocked=NOT_AVAILABLE, reason="r")
+    assert inspect_job(blocked) == JobOnDisk(JobState.NOT_AVAILABLE, "r")
+
+
+def test_plan_clock_estimates_from_finished_jobs_or_the_running_one():
+    clock = PlanClock(remaining=2)
+    assert clock.eta(None) is None  # nothing known yet
+    assert clock.eta(30.0, current_total_s=100.0) == 30.0 + 2 * 100.0  # the running job stands for the others
+    clock.durations += [50.0, 70.0]
+    assert clock.eta(30.0, current_total_s=100.0) == 30.0 + 2 * 60.0  # finished jobs' mean wins
+    assert clock.eta(None, including=1) == 3 * 60.0
+    assert PlanClock(remaining=0).eta(12.0) == 12.0
+
+
+def test_cpu_process_launch_commands(tmp_path):
+    job = Job("k", "r", "v", tmp_path / "k")
+    torchrun = launch_command("pytorch", 0, nproc=2)(job)
+    assert torchrun[3] == "--nproc_per_node=2" and torchrun[4].startswith("--master_port=")
+    assert 0 < int(torchrun[4].split("=")[1]) < 65536
+    srun = launch_command("slurm", 0, nproc=2, srun_args="-p cpu")(job)
+    assert srun[:6] == ["srun", "--ntasks=2", "--cpus-per-task=1", "--kill-on-bad-exit=1", "-p", "cpu"]
+    assert not any(a.startswith("--gres") for a in srun)
+    assert srun[-2:] == ["--launcher", "slurm"]
+
+
+def test_free_port_can_be_bound():
+    import socket
+
+    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_relative_work_dirs_reach_the_job_as_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = Job("k", "r", "v", Path("runs") / "k")
+    argv = launch_command("none", 1)(job)
+    assert argv[-3] == str(tmp_path / "runs" / "k")

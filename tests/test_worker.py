@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import cv2
@@ -32,7 +33,7 @@ def _task(tmp_path: Path, image: Path, size: tuple[int, int], windows, *, factor
         split="train", stem=image.stem, image_path=image, image_size=size, factor=factor, tag="1",
         scaled_size=scaled or size, windows=np.array(windows), first_window=0, geoms=geoms,
         object_ids=np.array([0, 3]), categories=["plane", "helicopter"], difficult=np.array([0, 1]),
-        augment=np.array([False, True]), hash_input=True, settings=settings,
+        augment=np.array([False, True]), settings=settings,
     )
 
 
@@ -50,11 +51,19 @@ def test_unit_writes_kept_windows_drops_empty_ones_and_augments(tmp_path):
         "object": 3, "category": "helicopter", "difficult": 1, "truncated": False,
         "bbox": [34, 34, 10, 10], "area": 100, "segmentation": [[34, 34, 44, 34, 44, 44, 34, 44]],
     }
-    assert len(result.input_sha256) == 64
     assert (tmp_path / "out" / "labelTxt" / "train" / "img__1__0___0.txt").read_text() == "4 4 20 4 20 12 4 12 plane 0\n"
     # The record survives a JSON round trip (resume reads it back).
     again = UnitResult.from_dict(result.to_dict())
-    assert again.windows == result.windows and again.input_sha256 == result.input_sha256
+    assert again.windows == result.windows and again.best_iof == result.best_iof
+
+
+def test_the_checksum_task_hashes_the_whole_file(tmp_path):
+    # The one place a source image's checksum is computed; the file is read in chunks, so make it span several.
+    path = tmp_path / "img.png"
+    path.write_bytes(bytes(range(256)) * 3000)
+    result = worker.run_hash(worker.HashTask("train", "img", path))
+    assert (result.split, result.stem) == ("train", "img")
+    assert result.input_sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and result.seconds >= 0
 
 
 def test_cache_keeps_one_source_and_one_resized_copy(tmp_path):
@@ -83,7 +92,7 @@ def _shared(tmp_path: Path, image: np.ndarray):
     cv2.imwrite(str(path), image)
     size = (image.shape[1], image.shape[0])
     (tmp_path / "pixels").mkdir(exist_ok=True)
-    prepare = worker.PrepareTask("train", "img", path, size, size, "area", tmp_path / "pixels" / "img.npy", False)
+    prepare = worker.PrepareTask("train", "img", path, size, size, "area", tmp_path / "pixels" / "img.npy")
     worker.create_shared(prepare)
     return path, size, prepare
 

@@ -11,3 +11,6 @@ model = dict(
         norm_eval=True,
         init_cfg=None),
     neck=dict(in_channels=[24, 32, 96, 1280]))
+# mmdet's MobileNetV2 freezes its stem (frozen_stages) in train(), after the model is wrapped for several
+# processes: DDP then waits for gradients the frozen parameters never get, unless told to look for them.
+find_unused_parameters = True

@@ -1,0 +1,330 @@
+"""Train a detector on one's own COCO-format data (``hsfpn-repro train``): one job of the table runner.
+
+``train("faster_rcnn", neck="hsfpn", data_root=..., work_dir=...)`` resolves the config (a Table 3 row id, or an
+MMDetection 3 config file), points it at the dataset (:func:`pipelines.datasets.coco_layout`: classes from the
+json), applies the preset's schedule and the command line's overrides, and runs it as one job of
+:mod:`pipelines.runner`: the same launchers (one process, torchrun, srun; GPUs or CPU processes), resume,
+progress and AI-TOD evaluation as the tables. ``WORK_DIR`` is the job's folder; besides the runner's files it
+ends with:
+
+* ``model.pth`` and ``job_config.py``: what ``init_detector`` / ``hsfpn-repro detect`` take;
+* ``train.json``: the settings and the dataset, as resolved;
+* ``train.md`` and ``training.png``: the metrics, and the loss and validation AP over the run.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotamini10.io import atomic_path, atomic_write_text, write_json
+
+from .datasets import DatasetLayout, apply_dataset, coco_layout
+from .detectors import DETECTORS, VARIANTS, apply_schedule, build_job_config, swap_neck
+from .errors import PipelineError
+from .job import CONFIG, METRIC_COLUMNS, MODEL
+from .presets import Settings, resolve_settings
+from .runner import Job, JobResult, JobStatus, ProgressFn, job_env, job_state, launch_command, run_jobs
+
+NECKS: tuple[str, ...] = ("fpn", "hsfpn")
+REPORT = "train.md"
+FIGURE = "training.png"
+
+
+class TrainError(PipelineError):
+    """A training request is invalid (unknown row, unusable config file, bad neck)."""
+
+
+@dataclass
+class TrainPlan:
+    """One resolved training job, before it runs.
+
+    Args:
+        source: The ``--config`` given (row id or file).
+        settings: The resolved run settings.
+        layout: The dataset.
+        job: The job (its folder is ``settings.work_dir``).
+    """
+
+    source: str
+    settings: Settings
+    layout: DatasetLayout
+    job: Job
+
+    def describe(self, with_config: bool = False) -> str:
+        """The plan as text: model, data, devices, schedule, state; optionally the resolved config."""
+        s, d = self.settings, self.layout
+        state, detail = job_state(self.job)
+        lines = [
+            f"train {self.job.key} ({self.source}) on {d.root}: {len(d.classes)} classes {list(d.classes)}",
+            f"data: train {d.train_ann} (images {d.train_img}), evaluation {d.test_ann} (images {d.test_img})",
+            f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch {s.effective_batch}; "
+            f"launcher {s.launcher}; {s.max_epochs} epochs, steps at {list(s.milestones)}; input {s.img_scale} px; "
+            + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval else "evaluated once at the end"),
+            f"work dir: {self.job.work_dir} ({state}{': ' + detail if detail else ''})",
+        ]
+        if with_config and self.job.config_text is not None:
+            lines += [f"\n# ---- resolved config (fingerprint {self.job.fingerprint})", self.job.config_text.rstrip()]
+        return "\n".join(lines)
+
+
+@dataclass
+class TrainOutcome:
+    """What a training run produced."""
+
+    plan: TrainPlan
+    result: JobResult | None = None
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+def _file_config(path: Path, neck: str | None, layout: DatasetLayout, settings: Settings) -> Any:
+    from mmengine.config import Config
+
+    try:
+        cfg = Config.fromfile(str(path))
+    except Exception as exc:  # mmengine raises many kinds for a bad file: each becomes one line here
+        raise TrainError(f"--config {path}: cannot load it ({type(exc).__name__}: {exc})") from None
+    try:
+        if neck == "hsfpn" and cfg.model.get("neck", {}).get("type") != "HSFPN":
+            from mmengine.config import ConfigDict
+
+            cfg.model = ConfigDict(swap_neck(cfg.model.to_dict(), VARIANTS["hsfpn"]))
+        elif neck == "fpn" and cfg.model.get("neck", {}).get("type") != "FPN":
+            raise TrainError(f"--config {path}: --neck fpn needs the file's own neck to be an FPN")
+        imports = list(cfg.get("custom_imports", {}).get("imports", []))
+        cfg.custom_imports = dict(imports=sorted({*imports, "hsfpn"}), allow_failed_imports=False)
+        for name in ("val_evaluator", "test_evaluator"):
+            cfg[name] = dict(type="AITODMetric", classwise=False)
+        apply_dataset(cfg, layout)
+        apply_schedule(cfg, settings)
+    except (KeyError, AttributeError, TypeError, ValueError) as exc:
+        raise TrainError(
+            f"--config {path}: not an MMDetection 3 detector config the presets can drive "
+            f"({type(exc).__name__}: {exc}); start from one of pipelines/configs/"
+        ) from None
+    return cfg
+
+
+def plan_training(
+    config: str, settings: Settings, layout: DatasetLayout, *, neck: str | None = None
+) -> TrainPlan:
+    """Resolve the job: its config (row id or file), neck, dataset and schedule.
+
+    Args:
+        config: A Table 3 row id (``faster_rcnn``, ``cascade_rcnn``, ...) or the path of a config file.
+        settings: The resolved settings (``work_dir`` is the job's folder).
+        layout: The dataset (:func:`pipelines.datasets.coco_layout`).
+        neck: ``"fpn"`` or ``"hsfpn"``; ``None`` keeps a file's own neck and gives a row the HS-FPN.
+
+    Returns:
+        The plan.
+
+    Raises:
+        TrainError: Unknown row or neck, a row that is not reproduced, an unusable config file.
+    """
+    if neck is not None and neck not in NECKS:
+        raise TrainError(f"--neck must be one of {', '.join(NECKS)}, got {neck!r}")
+    if config in DETECTORS:
+        detector = DETECTORS[config]
+        if not detector.reproduced:
+            raise TrainError(f"--config {config}: {detector.label} has no config in this toolkit")
+        variant = neck or "hsfpn"
+        cfg = build_job_config(detector, VARIANTS[variant], layout, settings)
+        job = Job(f"{config}__{variant}", config, variant, settings.work_dir, config_text=cfg.pretty_text)
+        return TrainPlan(config, settings, layout, job)
+    path = Path(config)
+    if not path.is_file():
+        rows = ", ".join(k for k, d in DETECTORS.items() if d.reproduced)
+        raise TrainError(f"--config {config}: neither a row id ({rows}) nor a config file")
+    if settings.pretrained is not None:
+        raise TrainError("--pretrained applies to row ids: a config file sets its backbone's init_cfg itself")
+    cfg = _file_config(path, neck, layout, settings)
+    variant = neck or "own"
+    job = Job(f"{path.stem}__{variant}", path.stem, variant, settings.work_dir, config_text=cfg.pretty_text)
+    return TrainPlan(str(path), settings, layout, job)
+
+
+def train(
+    config: str,
+    *,
+    data_root: Path,
+    work_dir: Path,
+    preset: str = "paper",
+    neck: str | None = None,
+    data_paths: dict[str, str | None] | None = None,
+    dry_run: bool = False,
+    progress: ProgressFn | None = None,
+    report_every_s: float = 300.0,
+    **overrides: Any,
+) -> TrainOutcome:
+    """Resolve, run (or dry-run) and report one training job on a COCO-format dataset.
+
+    Args:
+        config: Row id or config file (see :func:`plan_training`).
+        data_root: Dataset root.
+        work_dir: The job's folder.
+        preset: ``"paper"`` (800 px, 12 epochs) or ``"smoke"`` (256 px, 6 epochs, for a quick look).
+        neck: ``"fpn"`` or ``"hsfpn"`` (see :func:`plan_training`).
+        data_paths: :func:`pipelines.datasets.coco_layout` overrides (``train_ann``, ``val_ann``,
+            ``train_images``, ``val_images``).
+        dry_run: Only plan (nothing is written or run).
+        progress: Receives the runner's progress events.
+        report_every_s: Seconds between progress events of the running job.
+        **overrides: :class:`~pipelines.presets.Settings` fields (``None`` = not given).
+
+    Returns:
+        The plan, the job's result and the report files (none in a dry run).
+
+    Raises:
+        PipelineError: Bad settings, dataset or config (one line each).
+    """
+    settings = resolve_settings(preset, Path(work_dir), **overrides)
+    layout = coco_layout(data_root, **{k: v for k, v in (data_paths or {}).items() if v is not None})
+    plan = plan_training(config, settings, layout, neck=neck)
+    outcome = TrainOutcome(plan)
+    if dry_run:
+        return outcome
+    record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(), data=_layout_json(layout))
+    write_json(settings.work_dir / "train.json", record, indent=2, sort_keys=True)
+    command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
+    outcome.result = run_jobs(
+        [plan.job], command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
+    )[0]
+    outcome.outputs = write_report(plan, outcome.result)
+    return outcome
+
+
+def _layout_json(layout: DatasetLayout) -> dict[str, Any]:
+    return dict(root=str(layout.root), classes=list(layout.classes), train_ann=layout.train_ann,
+                train_images=layout.train_img, val_ann=layout.test_ann, val_images=layout.test_img)
+
+
+# ---------------------------------------------------------------------------------------------
+# Report: train.md and training.png
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Curves:
+    """The run's logged figures, every attempt merged (a later attempt's value wins at the same step).
+
+    Args:
+        loss: ``iteration -> training loss``.
+        ap: ``epoch -> validation AP`` (fractions, as AITODMetric reports them).
+    """
+
+    loss: dict[int, float] = field(default_factory=dict)
+    ap: dict[int, float] = field(default_factory=dict)
+
+
+def read_curves(job_dir: Path) -> Curves:
+    """Loss per iteration and validation AP per epoch from mmengine's ``*/vis_data/scalars.json`` files."""
+    curves = Curves()
+    for path in sorted(Path(job_dir).glob("*/vis_data/scalars.json")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                step = int(entry["step"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if "loss" in entry:
+                curves.loss[step] = float(entry["loss"])
+            elif "aitod/AP" in entry:
+                curves.ap[step] = float(entry["aitod/AP"])
+    return curves
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def render_markdown(plan: TrainPlan, result: JobResult) -> str:
+    """The report: what was trained on what, the status and the AI-TOD figures (percent)."""
+    s = plan.settings
+    lines = [f"# Training {plan.job.key} on {plan.layout.root.name}", ""]
+    if s.is_smoke:
+        lines += ["**SMOKE PRESET: small inputs and a short schedule; the figures test the pipeline.**", ""]
+    lines += [
+        f"- config: {plan.source}; classes: {', '.join(plan.layout.classes)}",
+        f"- data: {plan.layout.root} (train {plan.layout.train_ann}, evaluation {plan.layout.test_ann})",
+        f"- effective batch {s.effective_batch} ({s.devices} x {s.batch_per_gpu}); {s.max_epochs} epochs, "
+        f"lr steps at {list(s.milestones)}; input {s.img_scale} px",
+        f"- status: {result.status}" + (f" ({result.error})" if result.error else ""),
+        "",
+    ]
+    if result.metrics:
+        names = [n for n in METRIC_COLUMNS if n in result.metrics]
+        lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+        lines.append("| " + " | ".join(_fmt(result.metrics[n]) for n in names) + " |")
+        lines += ["", f"Model: `{plan.job.work_dir / MODEL}` with `{plan.job.work_dir / CONFIG}`."]
+    return "\n".join(lines) + "\n"
+
+
+def render_png(plan: TrainPlan, curves: Curves, path: Path) -> None:
+    """Training loss by iteration and validation AP by epoch, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    steps = sorted(curves.loss)
+    # Markers: a short run logs a handful of points, which a bare line would not show.
+    left.plot(steps, [curves.loss[i] for i in steps], color="tab:blue", linewidth=1.2, marker=".")
+    left.set_xlabel("iteration")
+    left.set_ylabel("training loss")
+    left.set_title("loss (all attempts)", fontsize=9)
+    epochs = sorted(curves.ap)
+    if epochs:
+        values = [100.0 * curves.ap[e] for e in epochs]
+        right.plot(epochs, values, marker="o", color="tab:green")
+        right.set_xticks(epochs)
+        right.set_ylim(0.0, 1.1 * max([*values, 1.0]))
+    else:
+        right.text(0.5, 0.5, "no validation during training\n(--val-interval 0)", ha="center", va="center",
+                   transform=right.transAxes)
+    right.set_xlabel("epoch")
+    right.set_ylabel("AP (%)")
+    right.set_title("validation AP (AI-TOD)", fontsize=9)
+    title = f"{'[SMOKE] ' if plan.settings.is_smoke else ''}{plan.job.key} on {plan.layout.root.name}"
+    fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_report(plan: TrainPlan, result: JobResult) -> dict[str, Path]:
+    """Write ``train.md`` and ``training.png`` into the job's folder; returns their paths."""
+    d = plan.job.work_dir
+    paths = {"md": d / REPORT, "png": d / FIGURE}
+    atomic_write_text(paths["md"], render_markdown(plan, result))
+    render_png(plan, read_curves(d), paths["png"])
+    if result.status in (JobStatus.DONE, JobStatus.SKIPPED) and (d / MODEL).is_file():
+        paths["model"] = d / MODEL
+        paths["config"] = d / CONFIG
+    return paths
+
+
+def summarize(outcome: TrainOutcome) -> str:
+    """A few lines: status, figures, files and the ``detect`` command that uses the model."""
+    result = outcome.result
+    if result is None:
+        return ""
+    lines = [f"{outcome.plan.job.key}: {result.status}" + (f" ({result.error})" if result.error else "")]
+    if result.metrics:
+        lines.append("  ".join(f"{n} {_fmt(result.metrics[n])}" for n in METRIC_COLUMNS if n in result.metrics))
+    lines += [f"wrote {p}" for p in outcome.outputs.values()]
+    if "model" in outcome.outputs:
+        lines.append(
+            f"detect with: hsfpn-repro detect --config {outcome.outputs['config']} --checkpoint {outcome.outputs['model']}"
+            " --images IMAGE... --out DIR"
+        )
+    return "\n".join(lines)
+
+
+__all__: Sequence[str] = ("TrainError", "TrainOutcome", "TrainPlan", "plan_training", "read_curves", "train")
