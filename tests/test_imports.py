@@ -107,8 +107,12 @@ def test_repro_eval_command_loads_no_torch_nor_openmmlab(tmp_path):
 
 
 def test_data_commands_load_no_torch(dota_sample, tmp_path):
-    # build-dotamini10 (with two workers, forked from this process) and stats on the real DOTA sample.
+    # Every hsfpn-data command: build-dotamini10 (two workers, forked from this process) and stats on the real
+    # DOTA sample, coco-gt of its labels, merge of window results, and synthetic-dota.
     out = tmp_path / "DOTAmini10"
+    windows = tmp_path / "windows"
+    windows.mkdir()
+    (windows / "Task2_ship.txt").write_text("S1__1__768___0 0.9 32 100 72 130\n", encoding="utf-8")
     code = f"""
     import cli
     def run(*args):
@@ -120,12 +124,18 @@ def test_data_commands_load_no_torch(dota_sample, tmp_path):
     run("build-dotamini10", "--dota-root", {str(dota_sample)!r}, "--out", {str(out)!r}, "--workers", "2",
         "--quiet")
     run("stats", {str(out)!r})
+    run("coco-gt", "--dota-root", {str(dota_sample)!r}, "--out", {str(tmp_path / "gt.json")!r})
+    run("merge", {str(windows)!r}, "--out", {str(tmp_path / "full")!r})
+    run("synthetic-dota", "--out", {str(tmp_path / "synthetic")!r})
     print("loaded:", sorted(m for m in sys.modules if m.partition(".")[0] in {{"torch", "mmcv", "mmdet", "mmengine"}}))
     """
     result = run_refusing(("torch", *OPENMMLAB), code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded: []"
     assert (out / "annotations" / "train.json").is_file() and (out / "stats").is_dir()
+    assert (tmp_path / "gt.json").is_file()
+    assert (tmp_path / "full" / "Task2_ship.txt").read_text(encoding="utf-8") == "S1 0.9 800.0 100.0 840.0 130.0\n"
+    assert (tmp_path / "synthetic" / "train" / "labelTxt").is_dir()
 
 
 @pytest.mark.slow
