@@ -4,11 +4,11 @@ FLOPs follow the convention of hook-based counters such as MMCV's ``get_model_co
 paper's numbers come from: one multiply-accumulate counts as one FLOP; a conv costs
 ``output elements x (C_in / groups) x k_h x k_w`` plus one per output element for its bias; a linear layer
 costs ``input elements x out_features``. The "full" count adds what such counters cannot see because no conv
-or linear layer performs it: the DCT filter's matrix products (:meth:`hsfpn.dct.DCTHighPass.macs`) and the
-SDP attention matmuls (:meth:`hsfpn.sdp.BlockCrossAttention.macs`). Normalisation, activation, pooling and
+or linear layer performs it: the DCT filter's matrix products (:meth:`hsfpn.nn.DCTHighPass.macs`) and the
+SDP attention matmuls (:meth:`hsfpn.nn.BlockCrossAttention.macs`). Normalisation, activation, pooling and
 softmax are counted in neither. SDP's two 1x1 projections are counted as the paper formulates them, both at
 the finer level's resolution, although the key projection actually runs before the upsampling (see
-:meth:`hsfpn.sdp.SDP.forward`).
+:meth:`hsfpn.nn.SDP.forward`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .hfp import HFP
-from .sdp import SDP
+from .nn.hfp import HFP
+from .nn.sdp import SDP
 
 __all__ = ["MacCount", "count_macs", "count_parameters"]
 

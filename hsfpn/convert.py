@@ -18,7 +18,8 @@ release                                           ours
 
 A full detector checkpoint (``{'state_dict': {'neck.…', 'backbone.…'}, 'meta': …}``) has only its ``neck.``
 keys renamed; a bare neck state dict has every key renamed. The result is checked by building an
-:class:`~hsfpn.neck.HSFPN` of the inferred shape and loading it with ``strict=True``.
+:class:`hsfpn.nn.HSFPN` of the inferred shape and loading it with ``strict=True``. The converted names are those
+of both :class:`hsfpn.nn.HSFPN` and the MMDetection neck :class:`hsfpn.neck.HSFPN`.
 """
 
 from __future__ import annotations
@@ -187,10 +188,10 @@ def infer_neck_config(state: Mapping[str, Tensor]) -> dict[str, Any]:
 
 
 def load_release_state_dict(neck: torch.nn.Module, state: Mapping[str, Tensor]) -> None:
-    """Load a release-named neck state dict into an :class:`~hsfpn.neck.HSFPN` with ``strict=True``.
+    """Load a release-named neck state dict into an HS-FPN neck with ``strict=True``.
 
     Args:
-        neck (torch.nn.Module): The HSFPN to fill.
+        neck (torch.nn.Module): The neck to fill: :class:`hsfpn.nn.HSFPN` or :class:`hsfpn.neck.HSFPN`.
         state (Mapping[str, Tensor]): Release neck state dict.
 
     Raises:
@@ -218,7 +219,7 @@ def load_release_state_dict(neck: torch.nn.Module, state: Mapping[str, Tensor]) 
 
 
 def _verify(neck_state: Mapping[str, Tensor]) -> dict[str, Any]:
-    from .neck import HSFPN
+    from .nn import HSFPN  # plain PyTorch: converting needs no MMDetection
 
     config = infer_neck_config(neck_state)
     plain = all(re.search(r"\.conv\.(weight|bias)$", k) for k in neck_state if _FPN_KEY.match(k))

@@ -1,35 +1,34 @@
-"""The HS-FPN neck for MMDetection 3 (registered as ``'HSFPN'`` in ``mmdet.registry.MODELS``)."""
+"""The HS-FPN neck for MMDetection 3: a thin adapter over :mod:`hsfpn.nn`.
+
+Importing this module registers ``'HSFPN'`` in ``mmdet.registry.MODELS`` (configs name
+``custom_imports=dict(imports=['hsfpn.mmdet'])``, which imports it with the metric and the assigners).
+"""
 
 from __future__ import annotations
 
 from typing import Union
 
-import torch.nn.functional as F
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
 from mmdet.utils import ConfigType, MultiConfig, OptConfigType
-from torch import Tensor, nn
+from torch import Tensor
 
-from .dct import DCTHighPass
-from .hfp import CHANNEL_FUSIONS, HFP
-from .sdp import SDP
+from .nn.neck import HSFPNStages, PerceptionOptions
 
 __all__ = ["HSFPN"]
 
 
 @MODELS.register_module()
-class HSFPN(FPN):
+class HSFPN(HSFPNStages, FPN):
     """High Frequency and Spatial Perception FPN (`HS-FPN, AAAI 2025 <https://arxiv.org/abs/2412.10116>`_).
 
-    MMDetection's :class:`~mmdet.models.necks.FPN` with two stages inserted between the lateral 1x1 convs and
-    the top-down sum, reproducing the authors' release number for number:
-
-    1. every used level goes through its :class:`~hsfpn.hfp.HFP` (DCT high-pass at ``dct_levels``);
-    2. from the top down, every level but the top is fused with the level above by
-       :class:`~hsfpn.sdp.SDP`: ``L_i = SDP(HFP_i(L_i), up(L_{i+1}))`` where ``L_{i+1}`` is already the SDP
-       output of the level above and ``up`` is nearest upsampling to ``L_i``'s size; blocks are the size of
-       the top lateral map;
-    3. then FPN's ordinary top-down sum, 3x3 output convs and extra levels (max-pool or convs) run unchanged.
+    MMDetection's :class:`~mmdet.models.necks.FPN`, with FPN's constructor, lateral and output convs (any
+    ``conv_cfg`` / ``norm_cfg`` / ``act_cfg``) and initialisation, running the forward pass of
+    :class:`hsfpn.nn.HSFPN` (:class:`~hsfpn.nn.neck.HSFPNStages`): HFP on every used level, SDP from the top
+    down, then FPN's top-down sum, output convs and extra levels. The HFP and SDP modules are
+    :mod:`hsfpn.nn`'s, under the same names, so a state dict of this neck loads into :class:`hsfpn.nn.HSFPN`
+    (with plain lateral and output convs) and gives equal outputs. The outputs reproduce the authors' release
+    number for number.
 
     Inputs are the backbone maps highest resolution first (C2..C5 for ResNet); outputs are FPN's.
 
@@ -47,7 +46,7 @@ class HSFPN(FPN):
     is what the table counted; the release's sum stays the default.
 
     Input sizes. Any size works: upsampling targets the next map's size, blocks that do not divide the map
-    leave smaller remainder blocks in the last row/column (see :mod:`hsfpn.sdp`), and the DCT cutoffs are
+    leave smaller remainder blocks in the last row/column (see :mod:`hsfpn.nn.sdp`), and the DCT cutoffs are
     ``int(alpha * side)`` of each map (so a side below ``1 / alpha`` is not filtered). Where the release runs
     (image sides multiples of 32) the outputs equal its outputs.
 
@@ -126,66 +125,8 @@ class HSFPN(FPN):
             init_cfg=init_cfg,
         )
         levels = self.backbone_end_level - self.start_level
-        ratio = tuple(float(r) for r in ratio)
-        if len(ratio) != 2 or not all(0.0 <= r <= 1.0 for r in ratio):
-            raise ValueError(f"HSFPN ratio must be (alpha_h, alpha_w) in [0, 1], got {ratio}")
-        if dct_levels is None:
-            dct_levels = tuple(range(min(2, levels)))
-        dct_levels = tuple(dct_levels)
-        if len(set(dct_levels)) != len(dct_levels) or not all(
-            isinstance(i, int) and 0 <= i < levels for i in dct_levels
-        ):
-            raise ValueError(f"HSFPN dct_levels must be distinct level indices in [0, {levels}), got {dct_levels}")
-        if pool_sizes is None:
-            pool_sizes = tuple(max(16 >> i, 1) if i in dct_levels else 1 for i in range(levels))
-        pool_sizes = tuple(pool_sizes)
-        if len(pool_sizes) != levels or not all(isinstance(k, int) and k >= 1 for k in pool_sizes):
-            raise ValueError(f"HSFPN pool_sizes needs {levels} ints >= 1 (one per used level), got {pool_sizes}")
-        if channel_fusion not in CHANNEL_FUSIONS:
-            raise ValueError(f"HSFPN channel_fusion must be one of {CHANNEL_FUSIONS}, got {channel_fusion!r}")
-        if (channel_path or spatial_path or sdp) and out_channels % 32:
-            raise ValueError(f"HSFPN out_channels must be divisible by 32 when HFP or SDP is on, got {out_channels}")
-
-        self.ratio = ratio
-        self.dct_levels = dct_levels
-        self.pool_sizes = pool_sizes
-        self.channel_fusion = channel_fusion
-        self.hfps: nn.ModuleList | None = None
-        self.sdps: nn.ModuleList | None = None
-        if channel_path or spatial_path:
-            self.hfps = nn.ModuleList(
-                HFP(
-                    out_channels,
-                    DCTHighPass(ratio) if i in dct_levels else None,
-                    channel_path=channel_path,
-                    spatial_path=spatial_path,
-                    pool_size=pool_sizes[i],
-                    channel_fusion=channel_fusion,
-                )
-                for i in range(levels)
-            )
-        if sdp and levels > 1:
-            # sdps[i] fuses used level i with level i + 1 (the one above it).
-            self.sdps = nn.ModuleList(SDP(out_channels) for _ in range(levels - 1))
-
-    def perceive(self, laterals: list[Tensor]) -> list[Tensor]:
-        """The HS-FPN stages: HFP on every level, then SDP from the top down.
-
-        Args:
-            laterals (list[Tensor]): ``(N, C, H_i, W_i)`` lateral maps, finest first.
-
-        Returns:
-            list[Tensor]: Maps of the same shapes, ready for FPN's top-down sum.
-        """
-        if self.hfps is not None:
-            laterals = [hfp(lat) for hfp, lat in zip(self.hfps, laterals)]
-        if self.sdps is None:
-            return list(laterals)
-        block = tuple(laterals[-1].shape[-2:])
-        out = list(laterals)
-        for i in range(len(out) - 2, -1, -1):
-            out[i] = self.sdps[i](out[i], out[i + 1], block)
-        return out
+        self.build_stages(PerceptionOptions.resolve(levels, out_channels, ratio, channel_path, spatial_path, sdp,
+                                                    dct_levels, pool_sizes, channel_fusion))
 
     def forward(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """Run the neck.
@@ -195,56 +136,8 @@ class HSFPN(FPN):
 
         Returns:
             tuple[Tensor, ...]: ``num_outs`` maps ``(N, out_channels, H, W)``, finest first.
+
+        Raises:
+            ValueError: When the number of maps is not ``len(in_channels)``.
         """
-        if len(inputs) != len(self.in_channels):
-            raise ValueError(f"HSFPN expects {len(self.in_channels)} input maps, got {len(inputs)}")
-        # Stage 1: lateral 1x1 convs.
-        laterals = [conv(inputs[i + self.start_level]) for i, conv in enumerate(self.lateral_convs)]
-        # Stage 2: HFP and SDP (absent in the all-off variant).
-        laterals = self.perceive(laterals)
-        # Stage 3: FPN's top-down sum.
-        levels = len(laterals)
-        for i in range(levels - 1, 0, -1):
-            if "scale_factor" in self.upsample_cfg:
-                up = F.interpolate(laterals[i], **self.upsample_cfg)
-            else:
-                up = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:], **self.upsample_cfg)
-            laterals[i - 1] = laterals[i - 1] + up
-        # Stage 4: output convs and extra levels, as FPN.
-        outs = [self.fpn_convs[i](laterals[i]) for i in range(levels)]
-        if self.num_outs > levels:
-            if not self.add_extra_convs:
-                for _ in range(self.num_outs - levels):
-                    outs.append(F.max_pool2d(outs[-1], 1, stride=2))
-            else:
-                source = {
-                    "on_input": inputs[self.backbone_end_level - 1],
-                    "on_lateral": laterals[-1],
-                    "on_output": outs[-1],
-                }[self.add_extra_convs]
-                outs.append(self.fpn_convs[levels](source))
-                for i in range(levels + 1, self.num_outs):
-                    last = F.relu(outs[-1]) if self.relu_before_extra_convs else outs[-1]
-                    outs.append(self.fpn_convs[i](last))
-        return tuple(outs)
-
-    def extra_macs(self, inputs: tuple[Tensor, ...]) -> int:
-        """MACs of one forward that conv/linear hook counters miss (DCT products and attention matmuls).
-
-        Args:
-            inputs (tuple[Tensor, ...]): The neck's inputs (only their shapes are used).
-
-        Returns:
-            int: Extra multiply-accumulates.
-        """
-        shapes = [
-            (inputs[i + self.start_level].shape[0], self.out_channels, *inputs[i + self.start_level].shape[2:])
-            for i in range(len(self.lateral_convs))
-        ]
-        total = 0
-        if self.hfps is not None:
-            total += sum(hfp.extra_macs(s) for hfp, s in zip(self.hfps, shapes))
-        if self.sdps is not None:
-            block = tuple(shapes[-1][2:])
-            total += sum(sdp.extra_macs(s, block) for sdp, s in zip(self.sdps, shapes))
-        return total
+        return tuple(self.pyramid(inputs))

@@ -1,4 +1,4 @@
-"""Tests of hsfpn.dct: the DCT high-pass filter of paper eq. 2."""
+"""Tests of hsfpn.nn.dct: the DCT high-pass filter of paper eq. 2."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch_dct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hsfpn.dct import DCTHighPass, dct_basis, dct_cutoffs
+from hsfpn.nn.dct import DCTHighPass, dct_basis, dct_cutoffs
 
 
 def release_filter(x: torch.Tensor, ratio: tuple[float, float]) -> torch.Tensor:

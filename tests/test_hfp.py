@@ -1,4 +1,4 @@
-"""Tests of hsfpn.hfp: channel path, spatial path and the HFP module."""
+"""Tests of hsfpn.nn.hfp: channel path, spatial path and the HFP module."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hsfpn.dct import DCTHighPass
-from hsfpn.hfp import HFP, ChannelPath, SpatialPath
+from hsfpn.nn.dct import DCTHighPass
+from hsfpn.nn.hfp import HFP, ChannelPath, SpatialPath
 
 
 def ones_(module):

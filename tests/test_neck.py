@@ -1,4 +1,4 @@
-"""Tests of hsfpn.neck: the HSFPN neck in MMDetection 3."""
+"""Tests of hsfpn.neck: the HSFPN neck in MMDetection 3 (an adapter over hsfpn.nn, see test_nn.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from mmdet.models.necks import FPN
 from mmdet.registry import MODELS
 
-import hsfpn  # noqa: F401  (registers HSFPN)
+import hsfpn.mmdet  # noqa: F401  (registers HSFPN)
 from hsfpn.neck import HSFPN
 
 CH = [32, 64, 128, 256]
@@ -254,3 +254,14 @@ def test_retinanet_p2_p6_with_hsfpn_trains_one_step():
                       max_per_img=100),
     )
     _train_step(cfg)
+
+
+def test_package_attributes_load_lazily():
+    import importlib.metadata
+
+    from hsfpn.metric import AITODMetric
+
+    assert hsfpn.HSFPN is HSFPN and hsfpn.AITODMetric is AITODMetric
+    assert hsfpn.__version__ == importlib.metadata.version("hsfpn-toolkit")
+    with pytest.raises(AttributeError, match="no attribute 'FPN'"):
+        hsfpn.FPN  # noqa: B018
