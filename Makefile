@@ -40,6 +40,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_neck.py
+	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_eval.py
 	$(PY) benchmarks/bench_build.py
 	$(PY) benchmarks/bench_assign.py

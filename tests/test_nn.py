@@ -341,13 +341,3 @@ def test_readme_example_runs_and_prints_p2_to_p6(capsys):
     shapes = [(1, 256, 80 >> i, 80 >> i) for i in range(5)]
     assert [tuple(p.shape) for p in namespace["p2_to_p6"]] == shapes
     assert capsys.readouterr().out.strip() == str(shapes)
-
-
-def test_old_module_paths_name_the_same_objects():
-    import hsfpn.dct
-    import hsfpn.hfp
-    import hsfpn.sdp
-
-    assert hsfpn.dct.DCTHighPass is hnn.DCTHighPass and hsfpn.dct.dct_basis is hnn.dct_basis
-    assert hsfpn.hfp.HFP is hnn.HFP and hsfpn.hfp.ChannelPath is hnn.ChannelPath
-    assert hsfpn.sdp.SDP is hnn.SDP and hsfpn.sdp.block_spans is hnn.block_spans

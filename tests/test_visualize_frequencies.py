@@ -85,7 +85,7 @@ def hsfpn_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ob
 def test_checkpoint_route_f2_and_p2_maps(hsfpn_checkpoint: tuple[Path, object], tmp_path: Path):
     import torch
 
-    from hsfpn.dct import DCTHighPass
+    from hsfpn.nn import DCTHighPass
 
     path, model = hsfpn_checkpoint
     image = write_image(tmp_path / "img.png", 256, 256)

@@ -59,7 +59,7 @@ def test_dct_matrix_is_orthonormal_and_equals_scipy():
 def test_high_pass_equals_hsfpn_dct_high_pass():
     import torch
 
-    from hsfpn.dct import DCTHighPass
+    from hsfpn.nn import DCTHighPass
 
     x = np.random.default_rng(0).normal(size=(25, 38))
     for alpha in (0.0, 0.25, 0.5, 1.0):

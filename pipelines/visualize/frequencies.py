@@ -5,7 +5,7 @@ Two sources:
 
 * **a checkpoint** (``config`` + ``checkpoint``): the image goes through the model's data preprocessor,
   backbone and the neck's lateral 1x1 convs; ``C2`` is the finest lateral map and ``F2`` is HS-FPN's DCT
-  high-pass of it (:class:`hsfpn.dct.DCTHighPass`, cutoff ``int(alpha * side)`` per axis) for each alpha. With
+  high-pass of it (:class:`hsfpn.nn.DCTHighPass`, cutoff ``int(alpha * side)`` per axis) for each alpha. With
   an HS-FPN neck the P2 figure shows ``C2`` before HFP, after the level's HFP, and after HFP and SDP (the
   neck's :meth:`~hsfpn.neck.HSFPN.perceive`: what enters FPN's top-down sum at P2);
 * **the image itself** (no checkpoint): ``F`` is the same high-pass applied to the image's gray values, and
@@ -236,7 +236,7 @@ def p2_features(model: Any, rgb: np.ndarray, alphas: Sequence[float]) -> tuple[d
     """
     import torch
 
-    from hsfpn.dct import DCTHighPass
+    from hsfpn.nn import DCTHighPass
 
     neck = getattr(model, "neck", None)
     if neck is None or not hasattr(neck, "lateral_convs"):

@@ -77,7 +77,7 @@ def zero_low_corner(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def cutoffs(height: int, width: int, alpha: float) -> tuple[int, int]:
-    """Rows and columns HS-FPN's filter removes at ``alpha``: ``int(alpha * side)``, as ``hsfpn.dct.dct_cutoffs``."""
+    """Rows and columns HS-FPN's filter removes at ``alpha``: ``int(alpha * side)``, as ``hsfpn.nn.dct.dct_cutoffs``."""
     return int(height * alpha), int(width * alpha)
 
 
