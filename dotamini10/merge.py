@@ -154,8 +154,8 @@ def merge_detections(
     index = _ordered(np.flatnonzero(kept), scores, images)
     if options.max_per_image is not None:
         index = _cap(index, images, options.max_per_image)
-    return Merged(index=index, boxes=out_boxes[index], scores=scores[index], labels=labels[index],
-                  images=images[index])
+    return Merged(index=index, boxes=out_boxes.take(index, axis=0), scores=scores.take(index),
+                  labels=labels.take(index), images=images.take(index))
 
 
 def _check_inputs(boxes, scores, labels, images) -> tuple[np.ndarray, ...]:
@@ -187,7 +187,8 @@ def _pair_ids(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def _orient(first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # The higher-ranked box of a pair: higher score, or the same score and earlier in the input.
-    first_higher = (scores[first] > scores[second]) | ((scores[first] == scores[second]) & (first < second))
+    s1, s2 = scores.take(first), scores.take(second)
+    first_higher = (s1 > s2) | ((s1 == s2) & (first < second))
     return np.where(first_higher, first, second), np.where(first_higher, second, first)
 
 
@@ -394,9 +395,19 @@ class _Grid:
             p, q = a.product(shared, shared, a)
             below = p < q
             yield p[below], q[below]
-        lookup = b.lookup(self.groups_count * self.nrows * self.ncols)
+        key_space = self.groups_count * self.nrows * self.ncols
         span = range(-radius, radius + 1)
-        for dy, dx in _FORWARD_OFFSETS if same else [(dy, dx) for dy in span for dx in span]:
+        offsets = _FORWARD_OFFSETS if same else [(dy, dx) for dy in span for dx in span]
+        if not same and len(b.unique) < len(a.unique):
+            # Fewer cells on b's side: look its cells' neighbours up among a's cells (the same pairs, found from
+            # the small side; a few large boxes against a million small ones is the common case).
+            lookup_a = a.lookup(key_space)
+            for dy, dx in offsets:
+                theirs, mine = lookup_a(b.unique - (dy * self.ncols + dx))
+                yield a.product(mine, theirs, b)
+            return
+        lookup = b.lookup(key_space)
+        for dy, dx in offsets:
             mine, theirs = lookup(a.unique + (dy * self.ncols + dx))
             yield a.product(mine, theirs, b)
 
@@ -533,11 +544,25 @@ def _absorb(boxes: np.ndarray, scores: np.ndarray, kept: np.ndarray, hi: np.ndar
 
 
 def _ordered(index: np.ndarray, scores: np.ndarray, images: np.ndarray) -> np.ndarray:
-    # By image, then descending score; stable, so equal scores keep the input order.
-    index = index[np.argsort(-scores[index], kind="stable")]
-    if len(index) and images[index].min() != images[index].max():
-        index = index[np.argsort(images[index], kind="stable")]
+    # By image, then descending score; equal scores keep the input order (``index`` is increasing).
+    index = index.take(_descending(scores.take(index)))
+    img = images.take(index)
+    if len(index) and img.min() != img.max():
+        index = index.take(np.argsort(img, kind="stable"))
     return index
+
+
+def _descending(values: np.ndarray) -> np.ndarray:
+    """The stable descending argsort of ``values``: quicksort, then each run of equal values put back in
+    position order (timsort, numpy's stable sort for floats, takes about 1.7x as long here)."""
+    order = np.argsort(-values, kind="quicksort")
+    ordered = values.take(order)
+    tied = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(tied):
+        members = np.unique(np.concatenate([tied, tied + 1]))
+        # Sorted values stay in place; within each value, positions ascend.
+        order[members] = order[members][np.lexsort((order[members], -ordered[members]))]
+    return order
 
 
 def _cap(index: np.ndarray, images: np.ndarray, cap: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from dotamini10.merge import (
     size_levels,
     task2_files,
     windows_to_images,
+    _descending,
 )
 from dotamini10.split import get_windows
 
@@ -337,3 +338,10 @@ def test_merge_and_its_command_do_not_load_torch():
 
     repo = Path(__file__).resolve().parent.parent
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=repo).returncode == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 0.1, 0.25, 0.5, 0.9, 1.0]) | st.floats(0, 1), max_size=60))
+def test_descending_order_equals_the_stable_sort_ties_in_input_order(values):
+    values = np.array(values, dtype=np.float64)
+    assert np.array_equal(_descending(values), np.argsort(-values, kind="stable"))
