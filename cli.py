@@ -212,7 +212,7 @@ def build_dotamini10_command(
         )
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         try:
-            with _build_progress(quiet) as progress:
+            with _progress_bar("windows", quiet) as progress:
                 summary = build_dotamini10(
                     out, dota_root=dota_root, options=options, seed=seed, workers=n_workers,
                     resume=resume, overwrite=overwrite, progress=progress,
@@ -242,8 +242,9 @@ def build_dotamini10_command(
 
 
 @contextlib.contextmanager
-def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
-    """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet).
+def _progress_bar(label: str, quiet: bool) -> Iterator[Optional[object]]:
+    """Yield a ``progress(done, total)`` callback drawing a rich bar of ``label`` with ETA on stderr (None when
+    quiet): the one bar of the commands that count work (windows, images, figures).
 
     The bar starts at the first call: its refresh thread would otherwise exist when the builder starts its
     workers, which rules out forking them straight from this process (``dotamini10.pool.fork_is_safe``).
@@ -254,7 +255,7 @@ def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
     bar = Progress(*columns, console=Console(stderr=True), transient=False)
     task = None
@@ -263,7 +264,7 @@ def _build_progress(quiet: bool) -> Iterator[Optional[object]]:
         nonlocal task
         if task is None:
             bar.start()
-            task = bar.add_task("build", total=None)
+            task = bar.add_task(label, total=None)
         bar.update(task, completed=done, total=total)
 
     try:
@@ -671,7 +672,7 @@ def detect_command(
         merge = _merge_options(method, metric, nms_thresh, max_per_image, False, False)
         options = DetectOptions(scales=factors, window=window, stride=stride, score=score, batch=batch,
                                 device=device, merge=merge)
-        with _progress_bar(quiet, "windows") as progress:
+        with _progress_bar("windows", quiet) as progress:
             summary = detect_images(images, out, config=config, checkpoint=checkpoint, neck=neck, options=options,
                                     gt=gt, resume=resume, progress=progress,
                                     log=lambda line: typer.secho(f"error: {line}", fg=typer.colors.RED, err=True))
@@ -682,26 +683,6 @@ def detect_command(
     typer.echo(f"wrote {out} (results.bbox.json, Task2_*.txt, images/, previews/)")
     if counts[Status.FAILED]:
         raise typer.Exit(code=1)
-
-
-@contextlib.contextmanager
-def _progress_bar(quiet: bool, label: str) -> Iterator[Optional[object]]:
-    """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet)."""
-    if quiet:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                   TimeRemainingColumn(), console=Console(stderr=True))
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        yield update
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1022,26 +1003,6 @@ repro_app.add_typer(visualize_app, name="visualize")
 repro_app.add_typer(analyze_app, name="analyze")
 
 
-@contextlib.contextmanager
-def _steps_progress(label: str, quiet: bool) -> Iterator[Optional[object]]:
-    """Yield a ``progress(done, total)`` callback drawing a rich bar with ETA on stderr (None when quiet)."""
-    if quiet:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                   TimeRemainingColumn(), console=Console(stderr=True))
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        yield update
-
-
 @visualize_app.command(
     "errors",
     epilog=(
@@ -1077,7 +1038,7 @@ def visualize_errors_command(
 
     with domain_errors():
         options = ErrorViewOptions(iou=iou, score=score, area=area, max_images=max_images, max_crops=max_crops)
-        with _steps_progress("figures", quiet) as progress:
+        with _progress_bar("figures", quiet) as progress:
             result = render_error_views(ann, dets, images, out, options=options, labels=_csv_option(labels),
                                         progress=progress)  # fmt: skip
     for label, t in result.totals.items():
@@ -1152,7 +1113,7 @@ def analyze_scr_command(
 
     with domain_errors():
         geometry = SCRGeometry(target=target, background=background, window=window)
-        with _steps_progress("images", quiet) as progress:
+        with _progress_bar("images", quiet) as progress:
             result = analyze_scr(dota_root, out, classes=_csv_option(classes), ranges=parse_ranges(ranges, geometry),
                                  geometry=geometry, max_size=max_size, progress=progress)  # fmt: skip
     fates = ", ".join(f"{name} {count:,}" for name, count in result.fates.items() if count)
