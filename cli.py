@@ -649,7 +649,10 @@ def detect_command(
     stride: Annotated[int, typer.Option("--stride", help="Window step in pixels.")] = 768,
     score: Annotated[float, typer.Option("--score", help="Drop detections scoring below this.")] = 0.05,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    batch: Annotated[int, typer.Option("--batch", help="Windows per model call.")] = 4,
+    batch: Annotated[int, typer.Option("--batch", help="Windows per model call (1 is fastest on a CPU; raise it "
+                                                       "on a GPU).")] = 1,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Model processes on a CPU, one thread each "
+                                                                     "(default: one per core, at most 8).")] = None,
     gt: Annotated[
         Optional[Path], typer.Option("--gt", help="COCO ground truth whose image ids the COCO results take.")
     ] = None,
@@ -671,7 +674,7 @@ def detect_command(
             raise DatasetError(f"--scales: expected comma-separated numbers, got {scales!r}") from None
         merge = _merge_options(method, metric, nms_thresh, max_per_image, False, False)
         options = DetectOptions(scales=factors, window=window, stride=stride, score=score, batch=batch,
-                                device=device, merge=merge)
+                                device=device, workers=workers, merge=merge)
         with _progress_bar("windows", quiet) as progress:
             summary = detect_images(images, out, config=config, checkpoint=checkpoint, neck=neck, options=options,
                                     gt=gt, resume=resume, progress=progress,

@@ -10,8 +10,9 @@ compared (scores are distinct, so the visiting order is the same for all). The d
 per class: it runs on a ``--devkit-side`` sub-scene (and ours with devkit options beside it), unless
 ``--devkit-side`` equals ``--side``.
 
-Detect. Windows/s of ``hsfpn-repro detect`` (``pipelines.detect.detect_images``: batches, a background thread
-that decodes and prepares the next batch, merge and all outputs included) against a loop over the same
+Detect. Windows/s of ``hsfpn-repro detect`` (``pipelines.detect.detect_images``: model processes of one thread
+each, a background thread that decodes and prepares the next batches, merge and all outputs included) against a
+loop over the same
 windows calling MMDetection's ``inference_detector`` (the scene decoded once by OpenCV, each window cropped),
 with the same model (a randomly initialised Faster R-CNN R-50 FPN from our configs, inputs resized to
 ``--img-scale``) on the same device. Then the peak memory of ``detect`` on a 20,000 x 20,000 scene, with the
@@ -20,7 +21,7 @@ size. Each measurement runs in its own child process (peak = VmHWM of that proce
 
     python benchmarks/bench_detect.py                     # everything at full size
     python benchmarks/bench_detect.py --only merge --side 10000
-    python benchmarks/bench_detect.py --only detect --img-scale 512 --batch 4
+    python benchmarks/bench_detect.py --only detect --memory-side 0 --workers 1 2
 """
 
 from __future__ import annotations
@@ -229,17 +230,21 @@ def child_loop(config: str, checkpoint: str, image: str, device: str) -> dict:
     return dict(seconds=time.perf_counter() - start, windows=len(windows), peak_rss_mb=peak_rss_mb())
 
 
-def child_detect(config: str, checkpoint: str, image: str, device: str, batch: int, out: str) -> dict:
-    """``detect_images`` (model loading outside the clock, as in the loop)."""
+def child_detect(config: str, checkpoint: str, image: str, device: str, batch: int, workers: int, out: str) -> dict:
+    """``detect_images`` (model loading outside the clock, as in the loop; worker start-up inside it)."""
+    import resource
+
     from pipelines import detect
 
     loaded = detect.load_detector(config, Path(checkpoint), device=device)
     detect.load_detector = lambda *a, **k: loaded  # loaded once, outside the timed part
     start = time.perf_counter()
+    options = detect.DetectOptions(batch=batch, device=device, workers=workers or None)
     summary = detect.detect_images([Path(image)], Path(out), config=config, checkpoint=Path(checkpoint),
-                                   options=detect.DetectOptions(batch=batch, device=device))
+                                   options=options)
+    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest ended child
     return dict(seconds=time.perf_counter() - start, windows=summary.windows, peak_rss_mb=peak_rss_mb(),
-                status=summary.outcomes[0].status.value)
+                worker_peak_mb=worker_mb, workers=options.model_workers, status=summary.outcomes[0].status.value)
 
 
 def child_memory(side: int, work: str) -> dict:
@@ -302,16 +307,21 @@ def bench_detect(args) -> None:
         rng = np.random.default_rng(args.seed)
         image.write_bytes(encode_png(rng.integers(0, 255, (args.scene[1], args.scene[0], 3), dtype=np.uint8)))
         loop = run_child("loop", str(config), str(checkpoint), str(image), args.device)
-        ours = run_child("detect", str(config), str(checkpoint), str(image), args.device, str(args.batch),
-                         str(work / "out"))
+        runs = [("inference_detector per window", loop)]
+        for workers in args.workers:
+            ours = run_child("detect", str(config), str(checkpoint), str(image), args.device, str(args.batch),
+                             str(workers), str(work / f"out{workers}"))
+            runs.append((f"detect, batch {args.batch}, {ours['workers']} model process(es)", ours))
         print(f"detect: {args.scene[0]:,} x {args.scene[1]:,} scene, {loop['windows']} windows of 1,024 px, "
               f"Faster R-CNN R-50 FPN (random init) at {args.img_scale} px, device {args.device}, "
-              f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
-        print(f"  {'':<44}{'seconds':>9}{'windows/s':>11}{'x loop':>8}{'peak RSS MiB':>14}")
-        for label, r in (("inference_detector per window", loop), (f"detect, batch {args.batch}", ours)):
+              f"torch threads {os.environ.get('OMP_NUM_THREADS', 'default')} (the loop; detect's model processes "
+              "run one each)")
+        print(f"  {'':<48}{'seconds':>9}{'windows/s':>11}{'x loop':>8}{'peak RSS MiB':>24}")
+        for label, r in runs:
             rate = r["windows"] / r["seconds"]
             ratio = rate / (loop["windows"] / loop["seconds"])
-            print(f"  {label:<44}{r['seconds']:>9.2f}{rate:>11.3f}{ratio:>7.2f}x{r['peak_rss_mb']:>14.0f}")
+            memory = f"{r['peak_rss_mb']:.0f}" + (f" + {r['worker_peak_mb']:.0f} per worker" if "workers" in r else "")
+            print(f"  {label:<48}{r['seconds']:>9.2f}{rate:>11.3f}{ratio:>7.2f}x{memory:>24}")
     bench_memory(args)
 
 
@@ -338,7 +348,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scene", type=int, nargs=2, default=(3000, 2500), help="Detect scene width height.")
     parser.add_argument("--img-scale", type=int, default=512, help="Model input side of the detect benchmark.")
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="detect's model processes, one run per value (0: its default, one per core).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--memory-side", type=int, default=20000, help="Scene side of the memory run (0: skip).")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -347,7 +359,7 @@ def main() -> None:
         kind, *rest = args.child
         fn = dict(loop=child_loop, detect=child_detect, memory=child_memory)[kind]
         if kind == "detect":
-            rest[4] = int(rest[4])
+            rest[4], rest[5] = int(rest[4]), int(rest[5])
         if kind == "memory":
             rest[0] = int(rest[0])
         print(json.dumps(fn(*rest)))

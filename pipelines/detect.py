@@ -4,9 +4,11 @@ Each image is probed (header only), decoded once by the builder's decoder, scale
 (``scale.scaled_size`` and ``resize_image`` with its interpolation), and cut into the builder's windows
 (``split.get_windows``: the same flush-to-edge rule; ``worker.crop_window``: the same bottom/right padding).
 Windows are views of the decoded array (only edge windows of images smaller than a window are padded copies);
-a background thread decodes, scales and prepares batches while the model runs the previous batch. Detections
-are mapped back to full-image coordinates with the exact per-axis ratios of the scaled size and merged across
-windows and scales by :func:`dotamini10.merge.merge_detections`.
+a background thread decodes, scales and prepares batches while the model runs earlier ones: in ``workers``
+processes of one torch thread each on a CPU, in this process on a GPU (``pipelines.model_pool``; results come
+back in window order and do not depend on the worker count). Detections are mapped back to full-image
+coordinates with the exact per-axis ratios of the scaled size and merged across windows and scales by
+:func:`dotamini10.merge.merge_detections`.
 
 Outputs in ``OUT``:
 
@@ -45,6 +47,7 @@ from dotamini10.split import get_windows
 from dotamini10.worker import crop_window
 
 from .errors import PipelineError
+from .model_pool import ModelRunner, WindowDetections, default_workers
 
 MAX_SIDE = 20_000
 PREVIEW_SIDE = 2048
@@ -80,8 +83,11 @@ class DetectOptions:
         window: Window side in pixels. Defaults to 1024.
         stride: Window step. Defaults to 768.
         score: Drop detections scoring below this. Defaults to 0.05.
-        batch: Windows per model call. Defaults to 4.
+        batch: Windows per model call. Defaults to 1: on a CPU, batches make the convolutions slower (measured
+            in ``benchmarks/bench_detect.py``); on a GPU a larger batch pays.
         device: ``cpu`` or ``cuda`` (``cuda:N``).
+        workers: Model processes on a CPU, one torch thread each (``model_pool`` notes: results do not depend
+            on it). None: one per core, at most 8. Ignored on a GPU, where the model runs in this process.
         merge: The merge; defaults to class-wise NMS at IoU 0.5 with at most 10,000 detections per image.
         interpolation: The builder's resizing filter. Defaults to ``area``.
         pad_value: Padding of windows past a small image's edge. Defaults to 0 (the builder's).
@@ -93,8 +99,9 @@ class DetectOptions:
     window: int = 1024
     stride: int = 768
     score: float = 0.05
-    batch: int = 4
+    batch: int = 1
     device: str = "cpu"
+    workers: int | None = None
     merge: MergeOptions = MergeOptions(max_per_image=10_000)
     interpolation: str = "area"
     pad_value: int = 0
@@ -109,11 +116,18 @@ class DetectOptions:
                               f"{self.window}, {self.stride}")
         if self.batch < 1:
             raise DetectError(f"--batch: expected at least 1, got {self.batch}")
+        if self.workers is not None and self.workers < 1:
+            raise DetectError(f"--workers: expected at least 1, got {self.workers}")
         if self.interpolation not in INTERPOLATIONS:
             raise DetectError(f"interpolation: expected one of {', '.join(INTERPOLATIONS)}")
 
+    @property
+    def model_workers(self) -> int:
+        """The model processes this run uses."""
+        return default_workers(self.device) if self.workers is None else self.workers
+
     def to_json(self) -> dict[str, Any]:
-        """The options that decide the outputs (batch and device do not)."""
+        """The options that decide the outputs (batch, device and workers do not)."""
         return dict(scales=list(self.scales), window=self.window, stride=self.stride, score=self.score,
                     merge=self.merge.to_json(), interpolation=self.interpolation, pad_value=self.pad_value,
                     max_side=self.max_side)
@@ -523,17 +537,11 @@ class _Pending:
     windows: int = 0
 
 
-def run_batch(detector: Detector, batch: Batch, score: float, pending: _Pending) -> None:
-    """Run the model on one batch and add its detections, in full-image coordinates, to ``pending``."""
-    import torch
-
-    with torch.inference_mode():
-        results = detector.model.test_step(batch.data)
-    for result, (x0, y0, rx, ry, vw, vh) in zip(results, batch.origins, strict=True):
-        pred = result.pred_instances
-        boxes = pred.bboxes.detach().cpu().numpy().astype(np.float64).reshape(-1, 4)
-        scores = pred.scores.detach().cpu().numpy().astype(np.float64).reshape(-1)
-        labels = pred.labels.detach().cpu().numpy().astype(np.int64).reshape(-1)
+def add_batch(batch: Batch, found: list[WindowDetections], score: float, pending: _Pending) -> None:
+    """Add one batch's detections (window pixels, as :func:`model_pool.infer` gives them) to ``pending``, in
+    full-image coordinates."""
+    for (boxes, scores, labels), (x0, y0, rx, ry, vw, vh) in zip(found, batch.origins, strict=True):
+        boxes, scores = boxes.astype(np.float64), scores.astype(np.float64)
         keep = scores >= score
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         # Clip to the window's part of the image (padding is not image), then back to full-image pixels.
@@ -644,27 +652,55 @@ def detect_images(
     fingerprint = hashlib.sha256(json.dumps([detector.identity, options.to_json()]).encode()).hexdigest()[:16]
     summary = DetectSummary(out, detector.classes)
     plans = _plan_all(expand_images(images), options, out, fingerprint, resume, summary, log or (lambda _: None))
-    total = sum(p.windows for p in plans)
+    collector = _Collector(detector, options, out, fingerprint, summary, sum(p.windows for p in plans),
+                           progress, log or (lambda _: None))
     start = time.perf_counter()
-    pending, done = _Pending(), 0
-    for item in _background(produce(plans, detector.pipeline, options)):
-        if isinstance(item, Batch):
-            run_batch(detector, item, options.score, pending)
-            done += len(item.origins)
-            if progress is not None:
-                progress(done, total)
-        elif isinstance(item, ImageEnd):
-            summary.outcomes.append(_finish_image(item, pending, detector, options, out, fingerprint))
-            pending = _Pending()
-        else:
-            done += item.plan.windows
-            summary.outcomes.append(ImageOutcome(item.plan.path, item.plan.name, Status.FAILED, error=item.error))
-            (log or (lambda _: None))(item.error)
+    # The runner forks its model processes before the producer thread starts (module notes of model_pool).
+    with ModelRunner(detector.model, options.device, options.model_workers) as runner:
+        items = _background(produce(plans, detector.pipeline, options))
+        for item, found in runner.ordered(items, lambda item: item.data if isinstance(item, Batch) else None):
+            collector.take(item, found)
     summary.seconds = time.perf_counter() - start
     summary.windows = sum(o.windows for o in summary.outcomes if o.status is Status.DONE)
     summary.files = write_outputs(out, summary, gt)
     write_json(out / SUMMARY, _summary_record(summary, config, checkpoint, options, fingerprint), indent=2)
     return summary
+
+
+@dataclass
+class _Collector:
+    """The consumer side of a run: takes the ordered stream, gathers the image being run, merges and writes it
+    at its end, and fills the summary."""
+
+    detector: Detector
+    options: DetectOptions
+    out: Path
+    fingerprint: str
+    summary: DetectSummary
+    total: int
+    progress: Callable[[int, int], None] | None
+    log: Callable[[str], None]
+    pending: _Pending = field(default_factory=_Pending)
+    done: int = 0
+
+    def take(self, item: Batch | ImageEnd | ImageFailed, found: list[WindowDetections] | None) -> None:
+        if isinstance(item, Batch):
+            add_batch(item, found, self.options.score, self.pending)
+            self._advance(len(item.origins))
+        elif isinstance(item, ImageEnd):
+            self.summary.outcomes.append(_finish_image(item, self.pending, self.detector, self.options, self.out,
+                                                       self.fingerprint))
+            self.pending = _Pending()
+        else:
+            self.summary.outcomes.append(ImageOutcome(item.plan.path, item.plan.name, Status.FAILED,
+                                                      error=item.error))
+            self.log(item.error)
+            self._advance(item.plan.windows)
+
+    def _advance(self, windows: int) -> None:
+        self.done += windows
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 def _plan_all(paths, options, out, fingerprint, resume, summary, log) -> list[ImagePlan]:
@@ -744,7 +780,7 @@ def _ids(records, classes: list[str], gt: Path | None) -> tuple[dict[str, int], 
 def _summary_record(summary: DetectSummary, config, checkpoint, options: DetectOptions, fingerprint) -> dict:
     return dict(
         config=str(config), checkpoint=str(checkpoint), classes=list(summary.classes), fingerprint=fingerprint,
-        options=options.to_json(), batch=options.batch, device=options.device,
+        options=options.to_json(), batch=options.batch, device=options.device, workers=options.model_workers,
         images=[dict(path=str(o.path), name=o.name, status=o.status.value, windows=o.windows,
                      detections=o.detections, error=o.error) for o in summary.outcomes],
         windows=summary.windows, seconds=round(summary.seconds, 3),

@@ -173,6 +173,12 @@ def test_random_init_faster_rcnn_runs_detect_on_a_3000_by_2500_scene(tmp_path):
     assert record["classes"] == list(DOTAMINI10_CLASSES) and 0 < len(boxes) == outcome.detections
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 3000).all() and (boxes[:, 3] <= 2500).all()
     assert (np.array(record["detections"]["score"]) >= 0.05).all()
+    # One model process or three: every model process runs one torch thread, so the outputs are the same bytes.
+    for workers in (1, 3):
+        detect_images([image], tmp_path / f"out{workers}", config=str(config), checkpoint=checkpoint,
+                      options=DetectOptions(batch=4, workers=workers))
+        for name in ("images/scene.json", "results.bbox.json", "Task2_plane.txt", "Task2_ship.txt"):
+            assert (tmp_path / f"out{workers}" / name).read_bytes() == (tmp_path / "out" / name).read_bytes()
     # The config names 10 classes: a checkpoint whose meta names 8 is refused with both counts.
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=list(DOTAMINI10_CLASSES[:8])))),
                tmp_path / "eight.pth")
