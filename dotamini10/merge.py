@@ -2,7 +2,7 @@
 
 The merge is class-wise greedy non-maximum suppression by default, with non-maximum merging (as SAHI's NMM:
 a kept box absorbs the boxes it suppressed) and intersection over the smaller box (IoS) as options, and a cap
-on detections per image. It is numpy only (``hsfpn-data merge`` must not load torch).
+on detections per image. It needs numpy and numba only (``hsfpn-data merge`` must not load torch).
 
 Notes:
     Semantics, for every option: boxes are visited by descending score; ties keep the input order (a stable
@@ -13,7 +13,8 @@ Notes:
 
     Speed: the result equals the sequential greedy loop, but nothing is sequential over boxes. Boxes are
     bucketed in grids of square cells, one grid per size level (cell side ``base * 2**level`` at least the
-    box's side), so each box is compared only with the boxes of neighbouring cells; the matching pairs form
+    box's side), so each box is compared only with the boxes of neighbouring cells (within a level in the
+    compiled loop of :mod:`dotamini10.merge_kernel`, across levels in numpy); the matching pairs form
     a sparse graph, and the greedy decisions are taken in rounds over that graph: a box whose higher-ranked
     neighbours are all suppressed is kept, a box with a kept higher-ranked neighbour is suppressed. Rounds
     are as many as the longest chain of overlapping boxes, a handful for window duplicates. The first level's
@@ -36,10 +37,6 @@ import numpy as np
 
 from .errors import DatasetError
 from .io import atomic_write_text
-
-# Same-level neighbours, each unordered pair of cells once (the cell itself is handled apart).
-_FORWARD_OFFSETS = ((0, 1), (1, -1), (1, 0), (1, 1))
-
 
 class MergeError(DatasetError):
     """Bad merge input: malformed result lines, window names or options."""
@@ -241,10 +238,8 @@ def match_pairs(
     shrink = _cell_factor(metric, threshold)
     grids = {lv: _Grid(frame, base * 2.0**lv * shrink) for lv in members}
     own = {lv: grids[lv].cells(idx) for lv, idx in members.items()}
-    found = []
+    found = [_same_level(own[lb], grids[lb].ncols, metric, threshold) for lb in members]
     for lb, b_idx in members.items():
-        found += [_matches(own[lb], own[lb], p, q, metric, threshold)
-                  for p, q in grids[lb].neighbours(own[lb], own[lb], same=True)]
         for la, a_idx in members.items():
             if not (la < lb and lb - la <= gap):
                 continue
@@ -253,14 +248,22 @@ def match_pairs(
                 # sorting the many smaller boxes again into the larger level's grid.
                 b_fine = grids[la].cells(b_idx)
                 found += [_matches(own[la], b_fine, p, q, metric, threshold)
-                          for p, q in grids[la].neighbours(own[la], b_fine, same=False, radius=2)]
+                          for p, q in grids[la].neighbours(own[la], b_fine, radius=2)]
             else:
                 a_coarse = grids[lb].cells(a_idx)
                 found += [_matches(a_coarse, own[lb], p, q, metric, threshold)
-                          for p, q in grids[lb].neighbours(a_coarse, own[lb], same=False)]
+                          for p, q in grids[lb].neighbours(a_coarse, own[lb])]
     if not found:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate([i for i, _ in found]), np.concatenate([j for _, j in found])
+
+
+def _same_level(cells: _Cells, ncols: int, metric: MatchMetric, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    # Each cell against itself and its four forward neighbours, in the compiled loop (merge_kernel notes).
+    from .merge_kernel import same_level_pairs
+
+    a, b = same_level_pairs(cells.keys, cells.cols, cells.areas, ncols, metric is MatchMetric.IOS, threshold)
+    return cells.sorted_idx.take(a), cells.sorted_idx.take(b)
 
 
 def adaptive_base(boxes: np.ndarray) -> float:
@@ -384,21 +387,14 @@ class _Grid:
         keys = (f.groups.take(idx) * self.nrows + row) * self.ncols + col
         return _Cells(idx, keys, f)
 
-    def neighbours(self, a: _Cells, b: _Cells, *, same: bool, radius: int = 1):
-        """Candidate pairs as positions into ``a.sorted_idx`` and ``b.sorted_idx``, one array pair at a time:
-        the boxes of ``b`` within ``radius`` cells of each box of ``a``.
-
-        With ``same`` (``a is b``, radius 1) every unordered pair of distinct boxes comes once.
+    def neighbours(self, a: _Cells, b: _Cells, *, radius: int = 1):
+        """Candidate pairs between two sets of boxes (of two levels) as positions into ``a.sorted_idx`` and
+        ``b.sorted_idx``, one array pair at a time: the boxes of ``b`` within ``radius`` cells of each box of ``a``.
         """
-        if same:
-            shared = np.flatnonzero(a.count > 1)  # cells holding one box have no pair inside
-            p, q = a.product(shared, shared, a)
-            below = p < q
-            yield p[below], q[below]
         key_space = self.groups_count * self.nrows * self.ncols
         span = range(-radius, radius + 1)
-        offsets = _FORWARD_OFFSETS if same else [(dy, dx) for dy in span for dx in span]
-        if not same and len(b.unique) < len(a.unique):
+        offsets = [(dy, dx) for dy in span for dx in span]
+        if len(b.unique) < len(a.unique):
             # Fewer cells on b's side: look its cells' neighbours up among a's cells (the same pairs, found from
             # the small side; a few large boxes against a million small ones is the common case).
             lookup_a = a.lookup(key_space)
@@ -421,7 +417,7 @@ class _Cells:
         self.sorted_idx = idx.take(order)
         self.cols = tuple(c.take(self.sorted_idx) for c in frame.cols)
         self.areas = frame.areas.take(self.sorted_idx)
-        ordered = keys.take(order)
+        self.keys = ordered = keys.take(order)
         new = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
         self.unique = ordered.take(new)
         self.start = new
@@ -473,7 +469,8 @@ class _Cells:
 
 def _argsort_keys(keys: np.ndarray) -> np.ndarray:
     # Non-negative int64 keys below 2**32 sort in two stable 16-bit radix passes, about twice as fast as
-    # numpy's quicksort of int64 here; larger keys take the general sort.
+    # numpy's quicksort of int64 here (and faster than a counting sort, whose table misses the cache); larger
+    # keys take the general sort.
     if len(keys) == 0 or int(keys.max()) >= 2**32:
         return np.argsort(keys, kind="stable")
     order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")

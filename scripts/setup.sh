@@ -80,7 +80,7 @@ fi
 step runtime-setuptools "${PIP[@]}" install "setuptools>=77.0.3"
 step mmcv-install "${PIP[@]}" install "$WHEEL_DIR"/mmcv-*.whl -r "$PINS_FILE"
 step project "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
-step check "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmengine, torch_dct, cv2, shapely, typer, pandas; from mmcv.ops import nms"
+step check "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmengine, torch_dct, cv2, shapely, typer, pandas, numba; from mmcv.ops import nms"
 
 echo "$want_hash" > "$STAMP"
 say "done: $VENV"
