@@ -22,7 +22,7 @@ import pytest
 from dotamini10.io import write_json
 from pipelines.presets import SyntheticSpec, resolve_settings
 from pipelines.progress import Phase, read_progress
-from pipelines.runner import DONE_NOW, job_env
+from pipelines.runner import job_env
 from pipelines.tables import plan_table
 
 TESTS = Path(__file__).resolve().parent

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from pipelines.model_pool import ModelRunner, ModelWorkerError, default_workers
+from process_probe import alive, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,27 +111,17 @@ with ModelRunner(Sleeper(), "cpu", 2) as runner:
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_no_model_worker_outlives_a_sigkilled_parent():
     env = dict(os.environ, PYTHONPATH=str(REPO))
     parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=REPO, stdout=subprocess.PIPE, text=True, env=env)
     try:
         pids = [int(v) for v in parent.stdout.readline().split()]
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        assert len(pids) == 2 and all(alive(p) for p in pids)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
-            time.sleep(0.1)
-        assert not any(_alive(p) for p in pids), f"model workers {pids} outlived their parent"
+        gone = wait_until(lambda: not any(alive(p) for p in pids), 10.0)
+        assert gone, f"model workers {pids} outlived their parent"
     finally:
         parent.kill()
 

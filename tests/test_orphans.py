@@ -10,8 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from process_probe import alive, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,30 +40,14 @@ print("STATUS", result.status, result.error, flush=True)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def _wait(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
-
-
 def _pids(work: Path, count: int, timeout: float = 120.0) -> list[int]:
     files = lambda: sorted(work.glob("worker*.pid"))  # noqa: E731
-    assert _wait(lambda: len(files()) == count and all(f.read_text() for f in files()), timeout), list(work.iterdir())
+    written = lambda: len(files()) == count and all(f.read_text() for f in files())  # noqa: E731
+    assert wait_until(written, timeout), list(work.iterdir())
     return [int(f.read_text()) for f in files()]
 
 
@@ -87,10 +72,10 @@ def test_a_sigkilled_runner_takes_its_plain_job_with_it(tmp_path):
     driver = _start_driver([sys.executable, str(script), str(work)], work)
     try:
         (job,) = _pids(work, 1)
-        assert _alive(job)
+        assert alive(job)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
-        assert _wait(lambda: not _alive(job), 10.0), f"job {job} outlived the runner"
+        assert wait_until(lambda: not alive(job), 10.0), f"job {job} outlived the runner"
     finally:
         driver.kill()
 
@@ -106,7 +91,7 @@ def test_a_sigkilled_runner_takes_torchrun_and_its_workers_with_it(tmp_path):
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
         everyone = [launcher, *workers]
-        assert _wait(lambda: not any(_alive(p) for p in everyone), 60.0), f"{everyone} outlived the runner"
+        assert wait_until(lambda: not any(alive(p) for p in everyone), 60.0), f"{everyone} outlived the runner"
     finally:
         driver.kill()
 
@@ -123,7 +108,7 @@ def test_workers_end_when_their_launcher_is_sigkilled_and_the_runner_records_it(
         (launcher,) = launchers
         assert b"torch.distributed.run" in Path(f"/proc/{launcher}/cmdline").read_bytes()
         os.kill(launcher, signal.SIGKILL)
-        assert _wait(lambda: not any(_alive(p) for p in workers), 10.0), f"workers {workers} outlived torchrun"
+        assert wait_until(lambda: not any(alive(p) for p in workers), 10.0), f"workers {workers} outlived torchrun"
         out, _ = driver.communicate(timeout=30)
         assert "STATUS failed" in out and "exit code -9" in out
     finally:
@@ -150,7 +135,7 @@ def test_the_guard_without_pdeathsig_supervises_and_stops_the_command(tmp_path):
         (job,) = _pids(work, 1, timeout=60)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        assert _wait(lambda: not _alive(job), 15.0), f"job {job} outlived its runner (watchdog path)"
+        assert wait_until(lambda: not alive(job), 15.0), f"job {job} outlived its runner (watchdog path)"
     finally:
         parent.kill()
 
