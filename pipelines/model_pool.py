@@ -112,6 +112,9 @@ class ModelRunner:
                 process.kill()
                 process.join()
         if self._tasks is not None:
+            if exc[0] is not None:  # tasks no worker will read must not hold this process at its exit
+                self._tasks.cancel_join_thread()
+                self._results.cancel_join_thread()
             self._tasks.close()
             self._results.close()
 

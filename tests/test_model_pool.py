@@ -89,6 +89,32 @@ def test_a_dead_worker_is_reported_not_waited_for():
     assert time.monotonic() - start < 10
 
 
+# A worker that dies on its first batch while large batches wait in the pipe: the parent reports it and exits.
+DYING = r"""
+import os, sys, torch
+from pipelines.model_pool import ModelRunner, ModelWorkerError
+
+class Dies:
+    def test_step(self, data):
+        os._exit(3)
+
+batches = [dict(inputs=[torch.zeros(3, 1024, 1024, dtype=torch.uint8)], data_samples=[None]) for _ in range(6)]
+try:
+    with ModelRunner(Dies(), "cpu", 1) as runner:
+        list(runner.ordered(batches, lambda item: item, depth=6))
+except ModelWorkerError as exc:
+    print(exc, flush=True)
+    sys.exit(5)
+"""
+
+
+def test_a_parent_whose_worker_died_with_batches_queued_still_exits():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", DYING], cwd=REPO, capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 5 and "died (exit code 3" in proc.stdout, proc.stderr[-2000:]
+
+
 def test_workers_count_and_options():
     assert default_workers("cuda:0") == 1
     assert 1 <= default_workers("cpu") <= 8
