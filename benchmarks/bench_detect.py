@@ -183,9 +183,12 @@ def _print_merge(rows, reference_s) -> None:
 
 
 def _model_files(work: Path, img_scale: int) -> tuple[Path, Path]:
+    import logging
+
     import torch
     from mmdet.registry import MODELS
     from mmengine.config import Config
+    from mmengine.logging import MMLogger
     from mmengine.registry import init_default_scope
 
     from dotamini10.classes import DOTAMINI10_CLASSES
@@ -202,7 +205,11 @@ def _model_files(work: Path, img_scale: int) -> tuple[Path, Path]:
     init_default_scope("mmdet")
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(str(config)).model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # not a line per initialised weight
     model.init_weights()
+    logger.setLevel(level)
     checkpoint = work / "random.pth"
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=list(DOTAMINI10_CLASSES)))),
                checkpoint)
