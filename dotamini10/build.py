@@ -36,7 +36,7 @@ from pathlib import Path
 from .assemble import BuildInfo, assemble
 from .classes import detect_dota_version
 from .errors import DatasetError
-from .io import remove_temporaries
+from .io import folder_lock, remove_temporaries
 from .options import BuildOptions
 from .plan import plan_units, unit_settings
 from .pool import start_pool
@@ -122,23 +122,24 @@ def build_dotamini10(
     if workers < 1:
         raise DatasetError(f"--workers: expected at least 1, got {workers}")
     out_dir = Path(out_dir)
-    work = out_dir / WORK_DIR
-    if not resume:
-        prepare_fresh(out_dir, overwrite=overwrite)
-    elif not work.is_dir() and (out_dir / "build.json").is_file():
-        info = finished_build(out_dir, {"options": options.to_dict(), "seed": seed}, dota_root)
-        if info is not None:
-            return _finished_summary(out_dir, info)
-    work.mkdir(parents=True, exist_ok=True)
-    # Worker processes start in the background while this process reads and plans.
-    pool = start_pool(workers) if workers > 1 else None
-    try:
-        summary = _build(out_dir, dota_root, options, seed, workers, resume, progress, pool)
-        summary.elapsed = time.perf_counter() - started
-        return summary
-    finally:
-        if pool is not None and pool.exception() is None:
-            pool.result().shutdown(wait=True, cancel_futures=True)
+    with folder_lock(out_dir, what="build output", error=DatasetError):  # one build at a time in a folder
+        work = out_dir / WORK_DIR
+        if not resume:
+            prepare_fresh(out_dir, overwrite=overwrite)
+        elif not work.is_dir() and (out_dir / "build.json").is_file():
+            info = finished_build(out_dir, {"options": options.to_dict(), "seed": seed}, dota_root)
+            if info is not None:
+                return _finished_summary(out_dir, info)
+        work.mkdir(parents=True, exist_ok=True)
+        # Worker processes start in the background while this process reads and plans.
+        pool = start_pool(workers) if workers > 1 else None
+        try:
+            summary = _build(out_dir, dota_root, options, seed, workers, resume, progress, pool)
+            summary.elapsed = time.perf_counter() - started
+            return summary
+        finally:
+            if pool is not None and pool.exception() is None:
+                pool.result().shutdown(wait=True, cancel_futures=True)
 
 
 def _build(

@@ -1,4 +1,4 @@
-"""The toolkit's file I/O: atomic writes, deterministic JSON and JSON reading with one-line errors.
+"""The toolkit's file I/O: atomic writes, deterministic JSON, JSON reading with one-line errors, folder locks.
 
 Every package writes through here (``dotamini10``, ``hsfpn``, ``pipelines``): the module imports only the
 standard library, so the metric and the job runner can write a report without loading the dataset builder.
@@ -150,3 +150,38 @@ def read_json_if_valid(path: Path) -> Any | None:
         return read_json(path)
     except ValueError:
         return None
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, what: str, error: type[Exception]) -> Iterator[None]:
+    """Hold ``folder`` (created if missing) for this run: a second run on it fails at once with one line.
+
+    Two runs writing one folder would interleave their writes (two trainings resuming one checkpoint, two builds
+    assembling one manifest). The lock is the kernel's ``flock`` on the folder itself, so no file is added to
+    the outputs, and it goes when its holder ends, however it ends: an interrupted run leaves nothing to clean
+    up and the next run resumes. Processes forked while it is held hold it with this one.
+
+    Args:
+        folder: The output folder.
+        what: What the folder is, for the message (``"build output"``, ``"job folder"``).
+        error: The exception raised when another run holds it, or when it cannot be created or opened.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: runs are not guarded
+        yield
+        return
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise error(f"{folder}: cannot open this {what} ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise error(f"{folder}: another run is using this {what}; wait for it to end or stop it") from None
+        yield
+    finally:
+        os.close(fd)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from dotamini10.io import atomic_write_bytes, read_json_if_valid, write_json
+from dotamini10.io import atomic_write_bytes, folder_lock, read_json_if_valid, write_json
 from dotamini10.merge import MergeOptions, merge_detections, task2_lines
 from dotamini10.read import IMAGE_SUFFIXES, ImageProbeError, decode_image, probe_image
 from dotamini10.scale import INTERPOLATIONS, factor_tag, resize_image, scaled_size
@@ -650,20 +650,22 @@ def detect_images(
     out = Path(out)
     detector = load_detector(config, checkpoint, neck=neck, device=options.device)
     fingerprint = hashlib.sha256(json.dumps([detector.identity, options.to_json()]).encode()).hexdigest()[:16]
-    summary = DetectSummary(out, detector.classes)
-    plans = _plan_all(expand_images(images), options, out, fingerprint, resume, summary, log or (lambda _: None))
-    collector = _Collector(detector, options, out, fingerprint, summary, sum(p.windows for p in plans),
-                           progress, log or (lambda _: None))
-    start = time.perf_counter()
-    # The runner forks its model processes before the producer thread starts (module notes of model_pool).
-    with ModelRunner(detector.model, options.device, options.model_workers) as runner:
-        items = _background(produce(plans, detector.pipeline, options))
-        for item, found in runner.ordered(items, lambda item: item.data if isinstance(item, Batch) else None):
-            collector.take(item, found)
-    summary.seconds = time.perf_counter() - start
-    summary.windows = sum(o.windows for o in summary.outcomes if o.status is Status.DONE)
-    summary.files = write_outputs(out, summary, gt)
-    write_json(out / SUMMARY, _summary_record(summary, config, checkpoint, options, fingerprint), indent=2)
+    log = log or (lambda _: None)
+    with folder_lock(out, what="detect output", error=DetectError):  # one run at a time writes a folder
+        summary = DetectSummary(out, detector.classes)
+        plans = _plan_all(expand_images(images), options, out, fingerprint, resume, summary, log)
+        collector = _Collector(detector, options, out, fingerprint, summary, sum(p.windows for p in plans),
+                               progress, log)
+        start = time.perf_counter()
+        # The runner forks its model processes before the producer thread starts (module notes of model_pool).
+        with ModelRunner(detector.model, options.device, options.model_workers) as runner:
+            items = _background(produce(plans, detector.pipeline, options))
+            for item, found in runner.ordered(items, lambda item: item.data if isinstance(item, Batch) else None):
+                collector.take(item, found)
+        summary.seconds = time.perf_counter() - start
+        summary.windows = sum(o.windows for o in summary.outcomes if o.status is Status.DONE)
+        summary.files = write_outputs(out, summary, gt)
+        write_json(out / SUMMARY, _summary_record(summary, config, checkpoint, options, fingerprint), indent=2)
     return summary
 
 

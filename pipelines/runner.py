@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from dotamini10.io import read_json_if_valid, write_json
+from dotamini10.io import folder_lock, read_json_if_valid, write_json
 
 from .errors import PipelineError
 from .job import CONFIG, DONE, last_checkpoint
@@ -92,6 +92,10 @@ SKIPPED = JobStatus.SKIPPED
 FAILED_NOW = JobStatus.FAILED
 NOT_AVAILABLE = JobStatus.NOT_AVAILABLE
 NOT_REPRODUCED = JobStatus.NOT_REPRODUCED
+
+
+class JobBusy(PipelineError):
+    """Another run holds the job's folder."""
 
 
 class RunnerError(PipelineError):
@@ -472,21 +476,30 @@ def run_jobs(
             emit(ProgressEvent(index, total, job.key, EventKind(job.blocked.value), job.reason))
             results.append(JobResult(job=job, status=job.blocked, error=job.reason or None))
             continue
-        disk = inspect_job(job)
-        if disk.state is JobState.DONE:
-            result = _finished_result(job, JobStatus.SKIPPED)
-            detail = "done before" + (f"; {disk.detail}" if disk.detail else "")
-            emit(ProgressEvent(index, total, job.key, EventKind.SKIPPED, detail))
-            results.append(result)
-            continue
-        clock.remaining -= 1
-        if disk.state is JobState.RESUMABLE and disk.foreign:
-            error = f"{job.work_dir} holds checkpoints of a run with other settings; delete it or use another --work-dir"
-            emit(ProgressEvent(index, total, job.key, EventKind.FAILED, error))
-            results.append(JobResult(job=job, status=JobStatus.FAILED, log=job.work_dir / LOG, error=error))
-            continue
-        results.append(_run_one(job, command, env, emit, (index, total), disk, clock, poll_s, report_every_s))
+        try:
+            # Another runner on the same job folder would resume the same checkpoint beside this one.
+            with folder_lock(job.work_dir, what="job folder", error=JobBusy):
+                results.append(_attempt(job, command, env, emit, (index, total), clock, poll_s, report_every_s))
+        except JobBusy as exc:
+            emit(ProgressEvent(index, total, job.key, EventKind.FAILED, str(exc)))
+            results.append(JobResult(job=job, status=JobStatus.FAILED, error=str(exc)))
     return results
+
+
+def _attempt(job: Job, command: CommandFn, env: dict[str, str] | None, emit: ProgressFn, where: tuple[int, int],
+             clock: PlanClock, poll_s: float, report_every_s: float) -> JobResult:
+    # One runnable job, its folder held: skipped when done, refused when it holds another run's checkpoints.
+    disk = inspect_job(job)
+    if disk.state is JobState.DONE:
+        detail = "done before" + (f"; {disk.detail}" if disk.detail else "")
+        emit(ProgressEvent(*where, job.key, EventKind.SKIPPED, detail))
+        return _finished_result(job, JobStatus.SKIPPED)
+    clock.remaining -= 1
+    if disk.state is JobState.RESUMABLE and disk.foreign:
+        error = f"{job.work_dir} holds checkpoints of a run with other settings; delete it or use another --work-dir"
+        emit(ProgressEvent(*where, job.key, EventKind.FAILED, error))
+        return JobResult(job=job, status=JobStatus.FAILED, log=job.work_dir / LOG, error=error)
+    return _run_one(job, command, env, emit, where, disk, clock, poll_s, report_every_s)
 
 
 def _prepare_dir(job: Job) -> None:

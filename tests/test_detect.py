@@ -194,3 +194,13 @@ def test_neck_option_on_a_config_that_has_no_fpn(scene, tmp_path):
     with pytest.raises(DetectError, match="--neck must be fpn or hsfpn"):
         detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
                       checkpoint=scene["checkpoint"], neck="bifpn")
+
+
+def test_a_second_detect_on_the_same_output_folder_is_one_line(scene, tmp_path):
+    from dotamini10.io import folder_lock
+
+    out = tmp_path / "out"
+    with folder_lock(out, what="test", error=RuntimeError):
+        with pytest.raises(DetectError, match=r"out: another run is using this detect output"):
+            detect_images([scene["image"]], out, config=str(scene["config"]), checkpoint=scene["checkpoint"])
+    assert list(out.iterdir()) == []
