@@ -7,7 +7,6 @@ imported inside each command so that ``--help`` answers without loading torch.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-TOOLKIT = "hsfpn-toolkit"
-KEY_DEPENDENCIES = ("torch", "mmcv", "mmdet", "mmengine", "torch-dct")
+from pipelines.commands.common import VersionOption, domain_errors, progress_bar, version_report  # noqa: F401
 
 data_app = typer.Typer(
     name="hsfpn-data",
@@ -34,44 +32,6 @@ repro_app = typer.Typer(
 )
 
 
-def version_report() -> str:
-    """The toolkit's version, its key dependencies' versions and whether mmcv's compiled ops load."""
-    lines = [f"{TOOLKIT} {_dist_version(TOOLKIT)}"]
-    lines += [f"{name} {_dist_version(name)}" for name in KEY_DEPENDENCIES]
-    try:
-        from mmcv.ops import nms  # noqa: F401  (loads mmcv._ext, the compiled ops)
-
-        ops = "yes"
-    except Exception as exc:  # any import failure means the ops are unusable
-        ops = f"no ({type(exc).__name__}: {exc})"
-    lines.append(f"mmcv compiled ops load: {ops}")
-    return "\n".join(lines)
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        typer.echo(version_report())
-        raise typer.Exit()
-
-
-VersionOption = Annotated[
-    Optional[bool],
-    typer.Option(
-        "--version",
-        callback=_version_callback,
-        is_eager=True,
-        help="Print the toolkit and key dependency versions, and whether mmcv's compiled ops load.",
-    ),
-]
-
-
 @data_app.callback()
 def _data_root(version: VersionOption = None) -> None:
     """Build and describe the DOTAmini10 dataset of the HS-FPN paper."""
@@ -80,31 +40,6 @@ def _data_root(version: VersionOption = None) -> None:
 @repro_app.callback()
 def _repro_root(version: VersionOption = None) -> None:
     """Reproduce the HS-FPN paper: neck tools, AI-TOD evaluation and the paper's tables."""
-
-
-# (module, class) of each package's domain-error base.
-_DOMAIN_ERRORS = (
-    ("dotamini10.errors", "DatasetError"),
-    ("hsfpn.errors", "HSFPNError"),
-    ("pipelines.errors", "PipelineError"),
-)
-
-
-@contextlib.contextmanager
-def domain_errors() -> Iterator[None]:
-    """Turn the libraries' expected failures into one line on stderr and exit code 1 (no traceback)."""
-    try:
-        yield
-    except Exception as exc:
-        # An error of a package's base class means that package is already imported: look the bases up in
-        # sys.modules rather than importing them (importing hsfpn loads torch and mmdet, seconds per command).
-        bases = tuple(
-            getattr(sys.modules[module], name) for module, name in _DOMAIN_ERRORS if module in sys.modules
-        )
-        if not isinstance(exc, bases):
-            raise
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +147,7 @@ def build_dotamini10_command(
         )
         n_workers = workers if workers is not None else (os.cpu_count() or 1)
         try:
-            with _progress_bar("windows", quiet) as progress:
+            with progress_bar("windows", quiet) as progress:
                 summary = build_dotamini10(
                     out, dota_root=dota_root, options=options, seed=seed, workers=n_workers,
                     resume=resume, overwrite=overwrite, progress=progress,
@@ -239,39 +174,6 @@ def build_dotamini10_command(
     if not summary.already_complete:
         resumed = f", {summary.resumed_images} images resumed" if summary.resumed_images else ""
         typer.echo(f"wrote {out} in {summary.elapsed:.1f} s{resumed}")
-
-
-@contextlib.contextmanager
-def _progress_bar(label: str, quiet: bool) -> Iterator[Optional[object]]:
-    """Yield a ``progress(done, total)`` callback drawing a rich bar of ``label`` with ETA on stderr (None when
-    quiet): the one bar of the commands that count work (windows, images, figures).
-
-    The bar starts at the first call: its refresh thread would otherwise exist when the builder starts its
-    workers, which rules out forking them straight from this process (``dotamini10.pool.fork_is_safe``).
-    """
-    if quiet:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
-    bar = Progress(*columns, console=Console(stderr=True), transient=False)
-    task = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal task
-        if task is None:
-            bar.start()
-            task = bar.add_task(label, total=None)
-        bar.update(task, completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if task is not None:
-            bar.stop()
 
 
 @data_app.command(
@@ -675,7 +577,7 @@ def detect_command(
         merge = _merge_options(method, metric, nms_thresh, max_per_image, False, False)
         options = DetectOptions(scales=factors, window=window, stride=stride, score=score, batch=batch,
                                 device=device, workers=workers, merge=merge)
-        with _progress_bar("windows", quiet) as progress:
+        with progress_bar("windows", quiet) as progress:
             summary = detect_images(images, out, config=config, checkpoint=checkpoint, neck=neck, options=options,
                                     gt=gt, resume=resume, progress=progress,
                                     log=lambda line: typer.secho(f"error: {line}", fg=typer.colors.RED, err=True))
@@ -1041,7 +943,7 @@ def visualize_errors_command(
 
     with domain_errors():
         options = ErrorViewOptions(iou=iou, score=score, area=area, max_images=max_images, max_crops=max_crops)
-        with _progress_bar("figures", quiet) as progress:
+        with progress_bar("figures", quiet) as progress:
             result = render_error_views(ann, dets, images, out, options=options, labels=_csv_option(labels),
                                         progress=progress)  # fmt: skip
     for label, t in result.totals.items():
@@ -1116,7 +1018,7 @@ def analyze_scr_command(
 
     with domain_errors():
         geometry = SCRGeometry(target=target, background=background, window=window)
-        with _progress_bar("images", quiet) as progress:
+        with progress_bar("images", quiet) as progress:
             result = analyze_scr(dota_root, out, classes=_csv_option(classes), ranges=parse_ranges(ranges, geometry),
                                  geometry=geometry, max_size=max_size, progress=progress)  # fmt: skip
     fates = ", ".join(f"{name} {count:,}" for name, count in result.fates.items() if count)
