@@ -36,13 +36,13 @@ from pathlib import Path
 from .assemble import BuildInfo, assemble
 from .classes import detect_dota_version
 from .errors import DatasetError
-from .io import folder_lock, remove_temporaries
+from .io import ProgressFn, folder_lock, remove_temporaries
 from .options import BuildOptions
 from .plan import plan_units, unit_settings
 from .pool import start_pool
 from .problems import ProblemLog
 from .read import find_splits
-from .resume import WORK_DIR, BuildState, ProgressCallback, finished_build, prepare_fresh
+from .resume import WORK_DIR, BuildState, finished_build, prepare_fresh
 from .schedule import groups_of, run_groups
 from .sources import read_sources, synthetic_source
 
@@ -89,7 +89,7 @@ def build_dotamini10(
     workers: int = 1,
     resume: bool = False,
     overwrite: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressFn | None = None,
 ) -> BuildSummary:
     """Build DOTAmini10 from a DOTA release (or from a generated synthetic sample).
 
@@ -149,7 +149,7 @@ def _build(
     seed: int,
     workers: int,
     resume: bool,
-    progress: ProgressCallback | None,
+    progress: ProgressFn | None,
     pool: Future[ProcessPoolExecutor] | None,
 ) -> BuildSummary:
     """The body of ``build_dotamini10`` once the output folder is ready (``pool`` is None for one worker)."""

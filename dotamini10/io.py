@@ -22,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".tmp"
+# The progress callback of every command that counts its work (windows, images, figures): progress(done, total).
+ProgressFn = Callable[[int, int], None]
 
 
 @contextlib.contextmanager
@@ -42,12 +44,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
     Yields:
         The temporary path ``.<name>.<pid>.tmp`` in the same folder (same filesystem, so the rename is atomic).
+
+    Raises:
+        OSError: The writer's or the rename's; one that names no file (a full disk) is raised again naming
+            ``path``, so that every message says where the write failed.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write names no file ("[Errno 28] No space left on device"): name it
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -20,9 +20,8 @@ import sys
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from pathlib import Path
 
-from .processes import die_with_parent
+from .processes import die_with_parent, process_stat
 
 # Libraries that keep native thread pools: a child forked after one of them ran a parallel loop can hang in
 # its first call (measured: OpenCV after a parallel resize). Their presence rules out a plain fork.
@@ -108,19 +107,9 @@ def warm_up() -> None:
     """A task that does nothing: submitting it makes the pool start a worker process early."""
 
 
-def parent_of(pid: int) -> int | None:
-    """The parent pid of ``pid`` from ``/proc`` (Linux), or None when no such process exists."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The command name (second field) may hold spaces and parentheses: the fields after its last ")" are fixed.
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
 def _watch_grandparent(builder_pid: int) -> None:
     # The builder's death reparents the fork server at once (even while the builder is an unreaped zombie), and
     # the fork server's death reparents this worker: either way the chain no longer leads to the builder.
-    while parent_of(os.getppid()) == builder_pid:
+    while (stat := process_stat(os.getppid())) is not None and stat.parent == builder_pid:
         time.sleep(GRANDPARENT_POLL_S)
     os.kill(os.getpid(), signal.SIGKILL)

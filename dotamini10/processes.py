@@ -20,9 +20,66 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class ProcessStat:
+    """The fields of ``/proc/PID/stat`` the toolkit reads.
+
+    Args:
+        pid: The process.
+        parent: Its parent's pid.
+        state: One letter: ``R`` running, ``S`` sleeping, ``Z`` zombie (ended, not yet reaped), ...
+        started: Start time in clock ticks after boot (with ``pid``, tells a process from a later one that
+            reuses its pid).
+    """
+
+    pid: int
+    parent: int
+    state: str
+    started: int
+
+
+def process_stat(pid: int) -> ProcessStat | None:
+    """``/proc/PID/stat`` of a process (Linux), or None when no such process exists (or no ``/proc``)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # The command name (second field) may hold spaces and parentheses: the fields after its last ")" are fixed.
+    fields = text.rsplit(")", 1)[1].split()
+    return ProcessStat(pid, int(fields[1]), fields[0], int(fields[19]))
+
+
+def process_stats() -> dict[int, ProcessStat]:
+    """Every process ``/proc`` lists, by pid (those that end while it is read are left out)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := process_stat(int(entry.name))) is not None:
+            found[stat.pid] = stat
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (an ended process its parent has not reaped yet) does not.
+
+    Reads ``/proc`` on Linux; elsewhere asks the kernel with signal 0 (which counts zombies as alive).
+    """
+    if Path("/proc/self/stat").exists():
+        stat = process_stat(pid)
+        return stat is not None and stat.state != "Z"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +63,25 @@ class LabelFile:
         return len(self.categories)
 
 
+def label_lines(text: str, header: dict[str, str] | None = None) -> Iterator[tuple[int, list[str]]]:
+    """The object lines of a DOTA label file's text: ``(1-based line number, tokens)``.
+
+    The one reader of the format's lines: a leading byte-order mark, blank lines and the ``imagesource:`` /
+    ``gsd:`` header lines are not objects (headers go into ``header`` when given, key lower-cased). Every other
+    line is yielded, whatever its tokens; the callers decide what a valid object is.
+    """
+    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() in HEADER_KEYS and " " not in key.strip():
+            if header is not None:
+                header[key.strip().lower()] = value.strip()
+            continue
+        yield number, line.split()
+
+
 def parse_label_text(text: str, *, file: str, path: Path | None = None) -> LabelFile:
     """Parse and validate the text of one DOTA label file.
 
@@ -86,15 +105,7 @@ def parse_label_text(text: str, *, file: str, path: Path | None = None) -> Label
     rows: list[tuple[int, list[float], str, int]] = []
     reasons: list[str | None] = []
     problems: dict[int, Problem] = {}
-    for number, raw in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if sep and key.strip().lower() in HEADER_KEYS and " " not in key.strip():
-            result.header[key.strip().lower()] = value.strip()
-            continue
-        tokens = line.split()
+    for number, tokens in label_lines(text, header=result.header):
         reason, detail, coords, category, difficult = None, "", [float("nan")] * 8, "", 0
         # The category sits at index 8 and is not a number; anything else means coordinates are missing
         # or extra, whatever the total.

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import DatasetError
-from .io import json_text, read_json, read_json_if_valid, write_json
+from .io import ProgressFn, json_text, read_json, read_json_if_valid, write_json
 from .plan import ImagePlan
 from .problems import Problem, StrictModeError
 from .sources import SourceImage
@@ -31,7 +31,6 @@ OUTPUT_ENTRIES: tuple[str, ...] = (
     "images", "labelTxt", "annotations", "manifest.jsonl", "problems.jsonl", "build.json", WORK_DIR,
 )
 CHECKSUM_PART = "sha256"  # the name of an image's checksum among its part records (unit keys hold a "_")
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -93,7 +92,7 @@ class BuildState:
         progress: Called as ``progress(done_windows, total_windows)`` at the start and after every unit.
     """
 
-    def __init__(self, out_dir: Path, *, strict: bool = False, progress: ProgressCallback | None = None) -> None:
+    def __init__(self, out_dir: Path, *, strict: bool = False, progress: ProgressFn | None = None) -> None:
         self.out_dir = out_dir
         self.work = out_dir / WORK_DIR
         self.pixels_dir = self.work / "pixels"

@@ -32,10 +32,13 @@ _LAZY = {"HSFPN": "hsfpn.neck", "AITODMetric": "hsfpn.metric", "assigners": "hsf
 
 
 def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        from dotamini10 import __version__
+    if name == "__version__":  # the distribution's version (pyproject.toml), as installed
+        from importlib.metadata import PackageNotFoundError, version
 
-        return __version__
+        try:
+            return version("hsfpn-toolkit")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "unknown"
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
         return module if name == "assigners" else getattr(module, name)

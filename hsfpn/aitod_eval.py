@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from dotamini10.io import read_json as _read_json_file
+from dotamini10.io import read_json
 from dotamini10.io import write_json
 
 from .errors import HSFPNError
@@ -172,11 +172,6 @@ class AITODParams:
 # ---------------------------------------------------------------------------------------------
 
 
-def read_json(path: Path, what: str) -> Any:
-    """Read a JSON file; every usual failure is a one-line :class:`AITODInputError` naming the file."""
-    return _read_json_file(path, what=what, error=AITODInputError)
-
-
 def _column(entries: list, key: str, source: str, what: str) -> list:
     """The values of ``key`` in every entry; names the first entry that is not an object or lacks the key."""
     try:
@@ -298,7 +293,7 @@ class GroundTruth:
     @classmethod
     def from_file(cls, path: Path) -> GroundTruth:
         """Load a COCO-format ground-truth JSON file (see :meth:`from_coco`)."""
-        return cls.from_coco(read_json(path, "ground truth"), source=str(path))
+        return cls.from_coco(read_json(path, what="ground truth", error=AITODInputError), source=str(path))
 
     @classmethod
     def from_coco(cls, data: Any, source: str = "ground truth") -> GroundTruth:
@@ -435,7 +430,7 @@ class Detections:
     @classmethod
     def from_file(cls, path: Path, gt: GroundTruth) -> Detections:
         """Load a detections JSON file (see :meth:`from_coco`)."""
-        return cls.from_coco(read_json(path, "detections"), gt, source=str(path))
+        return cls.from_coco(read_json(path, what="detections", error=AITODInputError), gt, source=str(path))
 
     @classmethod
     def from_coco(cls, data: Any, gt: GroundTruth, source: str = "detections") -> Detections:

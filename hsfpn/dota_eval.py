@@ -32,12 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dotamini10.read import label_lines
+
 from .errors import HSFPNError
 
 IOU_THRESHOLD = 0.5
 # The devkit's recall levels, floating-point quirks included (the fourth is 0.30000000000000004).
 RECALL_LEVELS = np.arange(0.0, 1.1, 0.1)
-HEADER_KEYS = ("imagesource", "gsd")
 
 
 class DotaEvalError(HSFPNError):
@@ -78,18 +79,16 @@ class ClassResult:
     ignored: int = 0
 
 
-def parse_label_text(text: str, *, file: str) -> ImageTruth:
-    """Ground truth of one DOTA label file, by the protocol's rule (module notes).
+def truth_from_label_text(text: str, *, file: str) -> ImageTruth:
+    """Ground truth of one DOTA label file, by the protocol's rule (module notes); its lines are read by
+    :func:`dotamini10.read.label_lines`, the toolkit's one reader of the format.
 
     Raises:
-        DotaEvalError: A line that is not a header has fewer than 9 tokens or a coordinate that is not a
-            number; the message names the file and line.
+        DotaEvalError: An object line has fewer than 9 tokens or a coordinate that is not a number; the message
+            names the file and line.
     """
     classes, boxes, difficult = [], [], []
-    for number, line in enumerate(text.lstrip("\ufeff").splitlines(), start=1):
-        tokens = line.split()
-        if not tokens or (len(tokens) == 1 and tokens[0].split(":")[0].lower() in HEADER_KEYS):
-            continue
+    for number, tokens in label_lines(text):
         if len(tokens) < 9:
             raise DotaEvalError(f"{file}:{number}: expected 'x1 y1 ... x4 y4 class [difficult]', "
                                 f"got {len(tokens)} tokens")
@@ -133,7 +132,7 @@ def read_ground_truth(label_dir: Path, imageset: Sequence[str] | None = None) ->
             raise DotaEvalError(f"{path}: label file of image-set entry {name!r} not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise DotaEvalError(f"{path}: cannot read the label file ({type(exc).__name__})") from None
-        truth[name] = parse_label_text(text, file=str(path))
+        truth[name] = truth_from_label_text(text, file=str(path))
     return truth
 
 

@@ -24,7 +24,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.fileio import get_local_path
 from mmengine.logging import MMLogger
 
-from dotamini10.io import write_json
+from dotamini10.io import read_json, write_json
 
 from .aitod_eval import (
     PER_CLASS_KEYS,
@@ -34,9 +34,7 @@ from .aitod_eval import (
     AITODParams,
     Detections,
     GroundTruth,
-    read_json,
 )
-
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -105,7 +103,7 @@ class AITODMetric(BaseMetric):
         self._gt: GroundTruth | None = None
         if ann_file is not None:
             with get_local_path(ann_file, backend_args=backend_args) as local_path:
-                self._gt = GroundTruth.from_coco(read_json(Path(local_path), "ground truth"), source=str(ann_file))
+                self._gt = GroundTruth.from_coco(read_json(Path(local_path), what="ground truth", error=AITODInputError), source=str(ann_file))
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep each sample's predictions (xyxy boxes, scores, labels) and, without ``ann_file``, its ground truth.

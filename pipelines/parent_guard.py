@@ -5,7 +5,7 @@ The runner starts every job through this guard, so a job never outlives the runn
 death (``PR_SET_PDEATHSIG``, :func:`dotamini10.processes.die_with_parent`) and then *becomes* the command
 (``exec``): the request survives the exec, so the job process itself, or torchrun, or srun, receives it.
 SIGTERM lets a launcher clean up: torchrun stops its workers, srun cancels its step. torchrun's workers also
-end on their own when torchrun dies (``pipelines.job.guard_parent``: they find torchrun's pid in
+end on their own when torchrun dies (``pipelines.distributed.guard_parent``: they find torchrun's pid in
 ``HSFPN_LAUNCHER_PID``, which equals the guard's pid since exec keeps it).
 
 Elsewhere (no ``prctl``) the guard stays as the command's parent, polls the runner once a second and
@@ -21,7 +21,7 @@ import sys
 
 from dotamini10.processes import die_with_parent
 
-from .job import LAUNCHER_PID_ENV
+from .distributed import LAUNCHER_PID_ENV
 
 _STOP_WAIT_S = 30.0
 

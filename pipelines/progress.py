@@ -1,9 +1,10 @@
 """Where a running job is: the record its process writes (``progress.json``) and the runner reads.
 
-The job process (rank 0) rewrites ``JOB_DIR/progress.json`` atomically while it trains and evaluates, at most
-about once a second and at every change of phase. The runner reads it to report the epoch and iteration out of
-the total, the latest loss, iterations per second, the job's ETA and, while it runs, the evaluation. The module
-imports only the standard library: the runner reads the record without loading torch.
+The job process (rank 0) rewrites the record atomically while it trains and evaluates, at most about once a
+second and at every change of phase (:meth:`pipelines.job_folder.JobFolder.write_progress`). The runner reads it
+to report the epoch and iteration out of the total, the latest loss, iterations per second, the job's ETA and,
+while it runs, the evaluation. The module imports only the standard library: the runner reads the record without
+loading torch.
 """
 
 from __future__ import annotations
@@ -11,12 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
-
-from dotamini10.io import read_json_if_valid, write_json
-
-PROGRESS = "progress.json"
 
 
 class Phase(StrEnum):
@@ -98,13 +94,3 @@ def remaining_evaluations(epochs_done: int, max_epochs: int, val_interval: int) 
         return 1
     later = range(epochs_done + 1, max_epochs + 1)
     return sum(1 for e in later if e % val_interval == 0 or e == max_epochs)
-
-
-def write_progress(job_dir: Path, progress: JobProgress) -> None:
-    """Replace ``job_dir/progress.json`` (atomically)."""
-    write_json(Path(job_dir) / PROGRESS, progress.to_json(), sort_keys=True)
-
-
-def read_progress(job_dir: Path) -> JobProgress | None:
-    """The job's last written progress, or ``None`` before its process wrote any."""
-    return JobProgress.from_json(read_json_if_valid(Path(job_dir) / PROGRESS))

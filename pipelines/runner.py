@@ -1,17 +1,9 @@
 """Run a plan of jobs, one process each: skip finished jobs, resume interrupted ones, record failures.
 
-Every job is one (row, neck variant) with its own work dir holding:
-
-* ``job_config.py``: the fully resolved config, and ``job.json`` its fingerprint (the identity of the
-  job's settings, process count included: a folder holding another fingerprint is never resumed);
-* ``job.log``: the job processes' stdout and stderr, appended across attempts (mmengine's own logs are
-  kept beside it in its timestamped folders, written by rank 0);
-* ``attempts.jsonl``: one line per attempt (start, wall seconds, exit code);
-* ``progress.json``: where the running job is (:mod:`pipelines.progress`), for the progress lines;
-* ``done.json``: written by the job when it finished (metrics); its presence means "skip";
-* ``model.pth``: the trained weights with the class names (``init_detector`` / ``detect`` take it);
-* ``failed.json``: the last failure (error line, log path, exit code); a later run retries the job,
-  resuming from its last checkpoint when there is one.
+Every job is one (row, neck variant) with its own folder (:class:`pipelines.job_folder.JobFolder`, which names
+and reads every file in it). Before each attempt the runner writes the resolved config and the job's identity
+there; the job writes its progress, checkpoints (with their digests), ``model.pth`` and ``done.json``; the
+runner appends the attempt and, when the job failed, ``failed.json``.
 
 A failing job never stops the others. Each job runs in its own process group (clean registries,
 isolation, and the launchers: plain ``python`` for one GPU or CPU, torchrun with mmengine's ``pytorch``
@@ -21,7 +13,6 @@ through :mod:`pipelines.parent_guard`, so that no job process outlives the runne
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -33,65 +24,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
-from dotamini10.io import folder_lock, read_json_if_valid, write_json
+from dotamini10.io import folder_lock
 
 from .errors import PipelineError
-from .job import CONFIG, DONE, last_checkpoint
+from .job_folder import JobFolder, JobOnDisk, JobStatus, UntrustedCheckpointError
 from .parent_guard import guarded
-from .progress import PROGRESS, JobProgress, read_progress
+from .progress import JobProgress
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FAILED = "failed.json"
-IDENTITY = "job.json"
-ATTEMPTS = "attempts.jsonl"
-LOG = "job.log"
-
-
-class JobState(StrEnum):
-    """A job's state on disk, before a run."""
-
-    PENDING = "pending"
-    RESUMABLE = "resumable"  # a checkpoint to resume from
-    DONE = "done"
-    FAILED = "failed"  # the last attempt failed before its first checkpoint
-    NOT_AVAILABLE = "not available"
-    NOT_REPRODUCED = "not reproduced"
-
-
-class JobStatus(StrEnum):
-    """What became of a job in a run (the tables' status column)."""
-
-    DONE = "done"
-    SKIPPED = "skipped (done before)"
-    FAILED = "failed"
-    NOT_AVAILABLE = "not available"
-    NOT_REPRODUCED = "not reproduced"
-
-
-class EventKind(StrEnum):
-    """The kind of a progress event."""
-
-    SKIPPED = "skipped"
-    STARTING = "starting"
-    RESUMING = "resuming"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    NOT_AVAILABLE = "not available"
-    NOT_REPRODUCED = "not reproduced"
-
-
-# Final statuses of a job in a run, by their historical names.
-DONE_NOW = JobStatus.DONE
-SKIPPED = JobStatus.SKIPPED
-FAILED_NOW = JobStatus.FAILED
-NOT_AVAILABLE = JobStatus.NOT_AVAILABLE
-NOT_REPRODUCED = JobStatus.NOT_REPRODUCED
 
 
 class JobBusy(PipelineError):
@@ -112,7 +56,7 @@ class Job:
         variant: Neck variant id.
         work_dir: The job's own folder.
         config_text: The resolved config as Python source; ``None`` when the job cannot run.
-        blocked: Why the job cannot run (:data:`NOT_AVAILABLE` or :data:`NOT_REPRODUCED`); ``None`` when it can.
+        blocked: Why the job cannot run (``JobStatus.NOT_AVAILABLE`` or ``NOT_REPRODUCED``); ``None`` when it can.
         reason: Detail of ``blocked`` for the report.
     """
 
@@ -123,6 +67,11 @@ class Job:
     config_text: str | None = None
     blocked: JobStatus | None = None
     reason: str = ""
+
+    @property
+    def folder(self) -> JobFolder:
+        """The job's folder."""
+        return JobFolder(self.work_dir)
 
     @property
     def fingerprint(self) -> str | None:
@@ -153,7 +102,7 @@ class ProgressEvent:
         index: 1-based position of the job in the plan.
         total: Jobs in the plan.
         key: The job's key.
-        state: What happened (:class:`EventKind`).
+        state: What happened (a :class:`~pipelines.job_folder.JobStatus`).
         detail: Free text (epoch / iteration, loss, speed, evaluation, error, log path).
         job_eta_s: Seconds left for this job, when known.
         plan_eta_s: Seconds left for the whole plan, when it can be estimated.
@@ -163,14 +112,14 @@ class ProgressEvent:
     index: int
     total: int
     key: str
-    state: EventKind
+    state: JobStatus
     detail: str = ""
     job_eta_s: float | None = None
     plan_eta_s: float | None = None
     progress: JobProgress | None = None
 
 
-ProgressFn = Callable[[ProgressEvent], None]
+EventFn = Callable[[ProgressEvent], None]
 CommandFn = Callable[[Job], list[str]]
 
 
@@ -199,55 +148,15 @@ def format_event(event: ProgressEvent) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def attempts_wall_s(job_dir: Path) -> float:
-    """Total wall seconds of every recorded attempt of a job."""
-    path = job_dir / ATTEMPTS
-    if not path.is_file():
-        return 0.0
-    total = 0.0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            total += float(json.loads(line)["wall_s"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return total
-
-
-@dataclass(frozen=True)
-class JobOnDisk:
-    """What a job's folder says about it.
-
-    Args:
-        state: The state.
-        detail: Text for the plan (the checkpoint resumed from, the last error).
-        foreign: The folder was written by a job with other settings (another fingerprint in ``job.json``).
-    """
-
-    state: JobState
-    detail: str = ""
-    foreign: bool = False
-
-
 def inspect_job(job: Job) -> JobOnDisk:
-    """Read a job's state from its folder (done marker, last checkpoint, failure record, fingerprint)."""
+    """A job's state before a run: its blocked status, or what its folder says
+    (:meth:`~pipelines.job_folder.JobFolder.inspect`)."""
     if job.blocked is not None:
-        return JobOnDisk(JobState(job.blocked.value), job.reason)
-    d = job.work_dir
-    previous = (read_json_if_valid(d / IDENTITY) or {}).get("fingerprint")
-    foreign = previous is not None and job.fingerprint is not None and previous != job.fingerprint
-    if (d / DONE).is_file():
-        return JobOnDisk(JobState.DONE, "finished with OTHER settings (job.json fingerprint differs)" if foreign else "", foreign)
-    ckpt = last_checkpoint(d)
-    if ckpt is not None:
-        detail = f"from {ckpt.name}" + (" but the fingerprint differs: will not resume" if foreign else "")
-        return JobOnDisk(JobState.RESUMABLE, detail, foreign)
-    if (d / FAILED).is_file():
-        record = read_json_if_valid(d / FAILED) or {}
-        return JobOnDisk(JobState.FAILED, str(record.get("error", "")), foreign)
-    return JobOnDisk(JobState.PENDING, "", foreign)
+        return JobOnDisk(job.blocked, job.reason)
+    return job.folder.inspect(job.fingerprint)
 
 
-def job_state(job: Job) -> tuple[JobState, str]:
+def job_state(job: Job) -> tuple[JobStatus, str]:
     """The job's state on disk and a detail for the plan (see :func:`inspect_job`).
 
     Returns:
@@ -376,30 +285,20 @@ def error_line(text: str) -> str | None:
     return None
 
 
-def _tail(path: Path, size: int = 65536) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(fh.tell() - size, 0))
-            return fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
 # ---------------------------------------------------------------------------------------------
 # The run loop
 # ---------------------------------------------------------------------------------------------
 
 
 def _finished_result(job: Job, status: JobStatus) -> JobResult:
-    record = read_json_if_valid(job.work_dir / DONE) or {}
+    record = job.folder.done() or {}
     state, detail = job_state(job)
     return JobResult(
         job=job,
         status=status,
         metrics=dict(record.get("metrics", {})),
-        wall_s=round(attempts_wall_s(job.work_dir), 1) or record.get("attempt_s"),
-        log=job.work_dir / LOG,
+        wall_s=round(job.folder.attempts_wall_s(), 1) or record.get("attempt_s"),
+        log=job.folder.log,
         error=detail or None,
         resumed_from=record.get("resumed_from"),
     )
@@ -440,7 +339,7 @@ def run_jobs(
     command: CommandFn,
     *,
     env: dict[str, str] | None = None,
-    progress: ProgressFn | None = None,
+    progress: EventFn | None = None,
     poll_s: float = 2.0,
     report_every_s: float = 300.0,
 ) -> list[JobResult]:
@@ -468,12 +367,12 @@ def run_jobs(
         raise RunnerError(f"duplicate job keys in the plan: {sorted({k for k in keys if keys.count(k) > 1})}")
     emit = progress or (lambda event: logger.info(format_event(event)))
     results: list[JobResult] = []
-    runnable = [j for j in jobs if j.blocked is None and job_state(j)[0] is not JobState.DONE]
+    runnable = [j for j in jobs if j.blocked is None and job_state(j)[0] is not JobStatus.DONE]
     clock = PlanClock(remaining=len(runnable))
     for index, job in enumerate(jobs, start=1):
         total = len(jobs)
         if job.blocked is not None:
-            emit(ProgressEvent(index, total, job.key, EventKind(job.blocked.value), job.reason))
+            emit(ProgressEvent(index, total, job.key, job.blocked, job.reason))
             results.append(JobResult(job=job, status=job.blocked, error=job.reason or None))
             continue
         try:
@@ -481,53 +380,55 @@ def run_jobs(
             with folder_lock(job.work_dir, what="job folder", error=JobBusy):
                 results.append(_attempt(job, command, env, emit, (index, total), clock, poll_s, report_every_s))
         except JobBusy as exc:
-            emit(ProgressEvent(index, total, job.key, EventKind.FAILED, str(exc)))
+            emit(ProgressEvent(index, total, job.key, JobStatus.FAILED, str(exc)))
             results.append(JobResult(job=job, status=JobStatus.FAILED, error=str(exc)))
     return results
 
 
-def _attempt(job: Job, command: CommandFn, env: dict[str, str] | None, emit: ProgressFn, where: tuple[int, int],
+def _attempt(job: Job, command: CommandFn, env: dict[str, str] | None, emit: EventFn, where: tuple[int, int],
              clock: PlanClock, poll_s: float, report_every_s: float) -> JobResult:
-    # One runnable job, its folder held: skipped when done, refused when it holds another run's checkpoints.
+    # One runnable job, its folder held: skipped when done, refused when it holds another run's checkpoints or a
+    # checkpoint it did not record.
     disk = inspect_job(job)
-    if disk.state is JobState.DONE:
-        detail = "done before" + (f"; {disk.detail}" if disk.detail else "")
-        emit(ProgressEvent(*where, job.key, EventKind.SKIPPED, detail))
+    if disk.state is JobStatus.DONE:
+        emit(ProgressEvent(*where, job.key, JobStatus.SKIPPED, disk.detail))
         return _finished_result(job, JobStatus.SKIPPED)
     clock.remaining -= 1
-    if disk.state is JobState.RESUMABLE and disk.foreign:
+    error = None
+    if disk.state is JobStatus.RESUMABLE and disk.foreign:
         error = f"{job.work_dir} holds checkpoints of a run with other settings; delete it or use another --work-dir"
-        emit(ProgressEvent(*where, job.key, EventKind.FAILED, error))
-        return JobResult(job=job, status=JobStatus.FAILED, log=job.work_dir / LOG, error=error)
+    elif disk.state is JobStatus.RESUMABLE:
+        try:
+            job.folder.trusted_checkpoint()
+        except UntrustedCheckpointError as exc:
+            error = str(exc)
+    if error is not None:
+        emit(ProgressEvent(*where, job.key, JobStatus.FAILED, error))
+        return JobResult(job=job, status=JobStatus.FAILED, log=job.folder.log, error=error)
     return _run_one(job, command, env, emit, where, disk, clock, poll_s, report_every_s)
 
 
 def _prepare_dir(job: Job) -> None:
-    d = job.work_dir
+    folder = job.folder
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        folder.path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RunnerError(f"cannot create job work dir {d}: {exc}") from None
+        raise RunnerError(f"cannot create job work dir {folder.path}: {exc}") from None
     if job.config_text is not None:
-        (d / CONFIG).write_text(job.config_text, encoding="utf-8")
-        # mmengine's Runner overwrites CONFIG with its own dump: the job's identity is kept apart.
-        write_json(
-            d / IDENTITY, dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint),
-            indent=2, sort_keys=True,
-        )
-    (d / FAILED).unlink(missing_ok=True)
-    (d / PROGRESS).unlink(missing_ok=True)  # the last attempt's position, stale now
+        identity = dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint)
+        folder.write_config(job.config_text, identity)
+    folder.start_attempt()
 
 
 def _running_event(job: Job, where: tuple[int, int], clock: PlanClock, started: float) -> ProgressEvent:
-    progress = read_progress(job.work_dir)
+    progress = job.folder.progress()
     if progress is not None:
         detail, eta = progress.describe(), progress.eta_s
     else:  # a process that writes no progress.json (or not yet): mmengine's log lines
-        detail, eta = log_progress(_tail(job.work_dir / LOG))
+        detail, eta = log_progress(job.folder.log_tail())
     total_s = None if eta is None else time.monotonic() - started + eta
     return ProgressEvent(
-        *where, job.key, EventKind.RUNNING, detail, job_eta_s=eta, plan_eta_s=clock.eta(eta, total_s), progress=progress
+        *where, job.key, JobStatus.RUNNING, detail, job_eta_s=eta, plan_eta_s=clock.eta(eta, total_s), progress=progress
     )
 
 
@@ -548,60 +449,56 @@ def _run_one(
     job: Job,
     command: CommandFn,
     env: dict[str, str] | None,
-    emit: ProgressFn,
+    emit: EventFn,
     where: tuple[int, int],
     disk: JobOnDisk,
     clock: PlanClock,
     poll_s: float,
     report_every_s: float,
 ) -> JobResult:
-    d = job.work_dir
+    folder = job.folder
     _prepare_dir(job)
-    log_path = d / LOG
     argv = command(job)
-    resuming = disk.state is JobState.RESUMABLE
-    kind = EventKind.RESUMING if resuming else EventKind.STARTING
+    resuming = disk.state is JobStatus.RESUMABLE
+    kind = JobStatus.RESUMING if resuming else JobStatus.STARTING
     emit(ProgressEvent(*where, job.key, kind, disk.detail if resuming else "", plan_eta_s=clock.eta(None, including=1)))
     start_wall = time.time()
     start = time.monotonic()
-    with log_path.open("a", encoding="utf-8") as log:
+    with folder.log.open("a", encoding="utf-8") as log:
         log.write(f"\n==== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')}: {shlex.join(argv)}\n")
         log.flush()
         # The guard ends the job (and a launcher's children) when this process dies, even by SIGKILL; its own
         # session keeps a terminal's Ctrl-C away from the job: the runner stops it (and records the attempt).
         proc = subprocess.Popen(
-            guarded(argv, os.getpid()), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(d.absolute()),
+            guarded(argv, os.getpid()), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder.path.absolute()),
             start_new_session=True,
         )
         try:
             _wait(proc, lambda started: emit(_running_event(job, where, clock, started)), poll_s, report_every_s)
         except KeyboardInterrupt:
             _stop(proc)
-            _record_attempt(d, start_wall, time.monotonic() - start, None)
+            _record_attempt(folder, start_wall, time.monotonic() - start, None)
             raise
     wall = time.monotonic() - start
-    _record_attempt(d, start_wall, wall, proc.returncode)
+    _record_attempt(folder, start_wall, wall, proc.returncode)
     return _conclude(job, proc.returncode, wall, emit, where, clock)
 
 
 def _conclude(
-    job: Job, rc: int, wall: float, emit: ProgressFn, where: tuple[int, int], clock: PlanClock
+    job: Job, rc: int, wall: float, emit: EventFn, where: tuple[int, int], clock: PlanClock
 ) -> JobResult:
-    d = job.work_dir
-    log_path = d / LOG
-    if rc == 0 and (d / DONE).is_file():
+    folder = job.folder
+    if rc == 0 and folder.done_file.is_file():
         clock.durations.append(wall)
         result = _finished_result(job, JobStatus.DONE)
         ap = result.metrics.get("AP")
         detail = f"AP {ap} in {format_duration(wall)}"
-        emit(ProgressEvent(*where, job.key, EventKind.DONE, detail, plan_eta_s=clock.eta(None)))
+        emit(ProgressEvent(*where, job.key, JobStatus.DONE, detail, plan_eta_s=clock.eta(None)))
         return result
-    text = _tail(log_path)
-    error = error_line(text) or (f"exit code {rc}" if rc else "the job exited without writing done.json")
-    record = dict(error=error, log=str(log_path), returncode=rc, when=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    write_json(d / FAILED, record, indent=2, sort_keys=True)
-    emit(ProgressEvent(*where, job.key, EventKind.FAILED, f"{error} (log: {log_path})"))
-    return JobResult(job=job, status=JobStatus.FAILED, wall_s=round(wall, 1), log=log_path, error=error)
+    error = error_line(folder.log_tail()) or (f"exit code {rc}" if rc else "the job exited without writing done.json")
+    folder.write_failure(dict(error=error, log=str(folder.log), returncode=rc, when=time.strftime("%Y-%m-%dT%H:%M:%S")))
+    emit(ProgressEvent(*where, job.key, JobStatus.FAILED, f"{error} (log: {folder.log})"))
+    return JobResult(job=job, status=JobStatus.FAILED, wall_s=round(wall, 1), log=folder.log, error=error)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -617,29 +514,18 @@ def _stop(proc: subprocess.Popen) -> None:
             pass
 
 
-def _record_attempt(job_dir: Path, start_wall: float, wall_s: float, rc: int | None) -> None:
-    line = json.dumps(
-        dict(
-            start=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start_wall)),
-            wall_s=round(wall_s, 1),
-            returncode=rc,
-        )
-    )
-    with (job_dir / ATTEMPTS).open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+def _record_attempt(folder: JobFolder, start_wall: float, wall_s: float, rc: int | None) -> None:
+    folder.append_attempt(time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start_wall)), wall_s, rc)
 
 
 __all__ = [
-    "EventKind",
     "Job",
     "JobOnDisk",
     "JobResult",
-    "JobState",
     "JobStatus",
     "PlanClock",
     "ProgressEvent",
     "RunnerError",
-    "attempts_wall_s",
     "error_line",
     "format_duration",
     "format_event",

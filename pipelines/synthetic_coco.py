@@ -36,7 +36,7 @@ _COLOURS = {"box": (40, 40, 230), "disc": (60, 220, 60)}
 _SPLITS = {"train": 0, "test": 1}
 
 
-def place_objects(
+def place_footprints(
     rng: np.random.Generator, image_size: int, count: int, size_range: tuple[int, int], max_tries: int = 200
 ) -> list[tuple[int, int, int, int]]:
     """Non-overlapping square footprints ``(x, y, w, h)`` inside the image, in pixels.
@@ -85,7 +85,7 @@ def draw_image(
     count = int(rng.integers(spec.objects_per_image[0], spec.objects_per_image[1] + 1))
     objects = []
     yy, xx = np.mgrid[0:size, 0:size]
-    for x, y, w, h in place_objects(rng, size, count, spec.object_size):
+    for x, y, w, h in place_footprints(rng, size, count, spec.object_size):
         cls = int(rng.integers(0, len(CLASSES)))
         colour = np.array(_COLOURS[CLASSES[cls]], dtype=np.uint8)
         if CLASSES[cls] == "box":

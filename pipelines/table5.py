@@ -29,7 +29,7 @@ from dotamini10.io import atomic_write_text
 
 from .errors import PipelineError
 
-__all__ = ["PAPER_TABLE5", "VARIANTS", "Table5Row", "cascade_rcnn_r50", "table5", "write_table5"]
+__all__ = ["PAPER_TABLE5", "COMPONENT_SWITCHES", "Table5Row", "cascade_rcnn_r50", "table5", "write_table5"]
 
 #: The paper's Table 5: variant -> (FLOPs in G, parameters in M).
 PAPER_TABLE5: dict[str, tuple[float, float]] = {
@@ -42,7 +42,7 @@ PAPER_TABLE5: dict[str, tuple[float, float]] = {
 }
 
 #: Variant -> HSFPN switches (None: MMDetection's FPN).
-VARIANTS: dict[str, dict[str, bool] | None] = {
+COMPONENT_SWITCHES: dict[str, dict[str, bool] | None] = {
     "FPN": None,
     "only CP": dict(channel_path=True, spatial_path=False, sdp=False),
     "only SP": dict(channel_path=False, spatial_path=True, sdp=False),
@@ -160,10 +160,10 @@ def cascade_rcnn_r50(neck: dict[str, Any], num_classes: int = 8, depth: int = 50
 
 def neck_config(variant: str, channel_fusion: str = "concat") -> dict[str, Any]:
     """The neck dict of one Table 5 variant (C2..C5 of ResNet-50 -> 256 channels, 5 outputs)."""
-    if variant not in VARIANTS:
-        raise PipelineError(f"unknown Table 5 variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if variant not in COMPONENT_SWITCHES:
+        raise PipelineError(f"unknown Table 5 variant {variant!r}; known: {', '.join(COMPONENT_SWITCHES)}")
     base = dict(in_channels=[256, 512, 1024, 2048], out_channels=256, num_outs=5)
-    switches = VARIANTS[variant]
+    switches = COMPONENT_SWITCHES[variant]
     if switches is None:
         return dict(type="FPN", **base)
     return dict(type="HSFPN", **base, **switches, channel_fusion=channel_fusion)
@@ -207,7 +207,7 @@ def table5(
         channel_fusion (str): HFP channel-path fusion, ``'concat'`` (the form the paper's Table 5 counts:
             its parameters match to 0.01 M) or ``'sum'`` (the release: 2,048 fewer parameters per HFP).
             Defaults to ``'concat'``.
-        variants (list[str], optional): Subset of :data:`VARIANTS`. Defaults to all, in the paper's order.
+        variants (list[str], optional): Subset of :data:`COMPONENT_SWITCHES`. Defaults to all, in the paper's order.
         log (Callable[[str], None], optional): Progress callback. Defaults to none.
 
     Returns:
@@ -219,10 +219,10 @@ def table5(
 
     from hsfpn.complexity import count_macs, count_parameters
 
-    variants = list(VARIANTS) if variants is None else variants
-    unknown = [v for v in variants if v not in VARIANTS]
+    variants = list(COMPONENT_SWITCHES) if variants is None else variants
+    unknown = [v for v in variants if v not in COMPONENT_SWITCHES]
     if unknown:
-        raise PipelineError(f"unknown Table 5 variants: {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+        raise PipelineError(f"unknown Table 5 variants: {', '.join(unknown)}; known: {', '.join(COMPONENT_SWITCHES)}")
     if size < 32 or proposals < 1:
         raise PipelineError(f"size must be >= 32 and proposals >= 1, got size={size}, proposals={proposals}")
     emit = log or (lambda _msg: None)

@@ -27,17 +27,8 @@ from .detectors import DETECTORS, VARIANTS, NotAvailableError, build_job_config
 from .errors import PipelineError
 from .paper import TABLE_METRICS, paper_figures
 from .presets import Settings
-from .runner import (
-    NOT_AVAILABLE,
-    NOT_REPRODUCED,
-    Job,
-    JobResult,
-    ProgressFn,
-    job_env,
-    job_state,
-    launch_command,
-    run_jobs,
-)
+from .job_folder import JobStatus
+from .runner import EventFn, Job, JobResult, job_env, job_state, launch_command, run_jobs
 
 SMOKE_BANNER = (
     "SMOKE PRESET: synthetic tiny-object data, small inputs, short schedule; these figures test the "
@@ -265,12 +256,12 @@ def plan_table(
         work = base / dataset_name / f"{row}__{_SAME_NECK.get(variant, variant)}"
         key = f"{row}__{variant}"
         if not detector.reproduced:
-            jobs.append(Job(key, row, variant, work, blocked=NOT_REPRODUCED, reason="paper's figures only"))
+            jobs.append(Job(key, row, variant, work, blocked=JobStatus.NOT_REPRODUCED, reason="paper's figures only"))
             continue
         try:
             cfg = build_job_config(detector, VARIANTS[variant], cfg_layout, settings)
         except NotAvailableError as exc:
-            jobs.append(Job(key, row, variant, work, blocked=NOT_AVAILABLE, reason=str(exc)))
+            jobs.append(Job(key, row, variant, work, blocked=JobStatus.NOT_AVAILABLE, reason=str(exc)))
             continue
         jobs.append(Job(key, row, variant, work, config_text=cfg.pretty_text))
     return Plan(spec, settings, layout, jobs, base, problem)
@@ -284,7 +275,7 @@ def run_table(
     necks: Sequence[str] | None = None,
     data_paths: dict[str, str | None] | None = None,
     dry_run: bool = False,
-    progress: ProgressFn | None = None,
+    progress: EventFn | None = None,
     report_every_s: float = 300.0,
 ) -> TableOutcome:
     """Plan a table, run its unfinished jobs and write its md / csv / png outputs.
@@ -502,7 +493,7 @@ def reproduce(
     necks: Sequence[str] | None = None,
     data_paths: dict[str, str | None] | None = None,
     dry_run: bool = False,
-    progress: ProgressFn | None = None,
+    progress: EventFn | None = None,
     report_every_s: float = 300.0,
     **overrides: Any,
 ) -> TableOutcome:

@@ -24,15 +24,13 @@ from typing import Any
 from dotamini10.io import atomic_path, atomic_write_text, write_json
 
 from .datasets import DatasetLayout, apply_dataset, coco_layout
-from .detectors import DETECTORS, VARIANTS, apply_schedule, build_job_config, swap_neck
+from .detectors import DETECTORS, VARIANTS, apply_schedule, build_job_config
 from .errors import PipelineError
-from .job import CONFIG, METRIC_COLUMNS, MODEL
+from .metrics import METRIC_COLUMNS
 from .presets import Settings, resolve_settings
-from .runner import Job, JobResult, JobStatus, ProgressFn, job_env, job_state, launch_command, run_jobs
+from .runner import EventFn, Job, JobResult, JobStatus, job_env, job_state, launch_command, run_jobs
 
 NECKS: tuple[str, ...] = ("fpn", "hsfpn")
-REPORT = "train.md"
-FIGURE = "training.png"
 
 
 class TrainError(PipelineError):
@@ -81,20 +79,11 @@ class TrainOutcome:
     outputs: dict[str, Path] = field(default_factory=dict)
 
 
-def _file_config(path: Path, neck: str | None, layout: DatasetLayout, settings: Settings) -> Any:
-    from mmengine.config import Config
+def _file_config(path: str, neck: str | None, layout: DatasetLayout, settings: Settings) -> Any:
+    from .models import resolve_config
 
+    cfg = resolve_config(path, neck, necks=NECKS, error=TrainError).cfg
     try:
-        cfg = Config.fromfile(str(path))
-    except Exception as exc:  # mmengine raises many kinds for a bad file: each becomes one line here
-        raise TrainError(f"--config {path}: cannot load it ({type(exc).__name__}: {exc})") from None
-    try:
-        if neck == "hsfpn" and cfg.model.get("neck", {}).get("type") != "HSFPN":
-            from mmengine.config import ConfigDict
-
-            cfg.model = ConfigDict(swap_neck(cfg.model.to_dict(), VARIANTS["hsfpn"]))
-        elif neck == "fpn" and cfg.model.get("neck", {}).get("type") != "FPN":
-            raise TrainError(f"--config {path}: --neck fpn needs the file's own neck to be an FPN")
         imports = list(cfg.get("custom_imports", {}).get("imports", []))
         cfg.custom_imports = dict(imports=sorted({*imports, "hsfpn"}), allow_failed_imports=False)
         for name in ("val_evaluator", "test_evaluator"):
@@ -128,21 +117,15 @@ def plan_training(
     """
     if neck is not None and neck not in NECKS:
         raise TrainError(f"--neck must be one of {', '.join(NECKS)}, got {neck!r}")
-    if config in DETECTORS:
-        detector = DETECTORS[config]
-        if not detector.reproduced:
-            raise TrainError(f"--config {config}: {detector.label} has no config in this toolkit")
+    if config in DETECTORS and DETECTORS[config].reproduced:
         variant = neck or "hsfpn"
-        cfg = build_job_config(detector, VARIANTS[variant], layout, settings)
+        cfg = build_job_config(DETECTORS[config], VARIANTS[variant], layout, settings)
         job = Job(f"{config}__{variant}", config, variant, settings.work_dir, config_text=cfg.pretty_text)
         return TrainPlan(config, settings, layout, job)
-    path = Path(config)
-    if not path.is_file():
-        rows = ", ".join(k for k, d in DETECTORS.items() if d.reproduced)
-        raise TrainError(f"--config {config}: neither a row id ({rows}) nor a config file")
-    if settings.pretrained is not None:
+    if settings.pretrained is not None and Path(config).is_file():
         raise TrainError("--pretrained applies to row ids: a config file sets its backbone's init_cfg itself")
-    cfg = _file_config(path, neck, layout, settings)
+    cfg = _file_config(config, neck, layout, settings)  # a file, or the one-line error of what config is not
+    path = Path(config)
     variant = neck or "own"
     job = Job(f"{path.stem}__{variant}", path.stem, variant, settings.work_dir, config_text=cfg.pretty_text)
     return TrainPlan(str(path), settings, layout, job)
@@ -157,7 +140,7 @@ def train(
     neck: str | None = None,
     data_paths: dict[str, str | None] | None = None,
     dry_run: bool = False,
-    progress: ProgressFn | None = None,
+    progress: EventFn | None = None,
     report_every_s: float = 300.0,
     **overrides: Any,
 ) -> TrainOutcome:
@@ -188,8 +171,9 @@ def train(
     outcome = TrainOutcome(plan)
     if dry_run:
         return outcome
+    plan.job.folder.trusted_checkpoint()  # a checkpoint the job did not record is refused before anything runs
     record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(), data=_layout_json(layout))
-    write_json(settings.work_dir / "train.json", record, indent=2, sort_keys=True)
+    write_json(plan.job.folder.train_record, record, indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.result = run_jobs(
         [plan.job], command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
@@ -260,7 +244,7 @@ def render_markdown(plan: TrainPlan, result: JobResult) -> str:
         names = [n for n in METRIC_COLUMNS if n in result.metrics]
         lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
         lines.append("| " + " | ".join(_fmt(result.metrics[n]) for n in names) + " |")
-        lines += ["", f"Model: `{plan.job.work_dir / MODEL}` with `{plan.job.work_dir / CONFIG}`."]
+        lines += ["", f"Model: `{plan.job.folder.model}` with `{plan.job.folder.config}`."]
     return "\n".join(lines) + "\n"
 
 
@@ -300,13 +284,13 @@ def render_png(plan: TrainPlan, curves: Curves, path: Path) -> None:
 
 def write_report(plan: TrainPlan, result: JobResult) -> dict[str, Path]:
     """Write ``train.md`` and ``training.png`` into the job's folder; returns their paths."""
-    d = plan.job.work_dir
-    paths = {"md": d / REPORT, "png": d / FIGURE}
+    folder = plan.job.folder
+    paths = {"md": folder.report, "png": folder.figure}
     atomic_write_text(paths["md"], render_markdown(plan, result))
-    render_png(plan, read_curves(d), paths["png"])
-    if result.status in (JobStatus.DONE, JobStatus.SKIPPED) and (d / MODEL).is_file():
-        paths["model"] = d / MODEL
-        paths["config"] = d / CONFIG
+    render_png(plan, read_curves(folder.path), paths["png"])
+    if result.status in (JobStatus.DONE, JobStatus.SKIPPED) and folder.model.is_file():
+        paths["model"] = folder.model
+        paths["config"] = folder.config
     return paths
 
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 import cli
 from pipelines import tables
-from pipelines.runner import DONE_NOW, FAILED_NOW, Job, JobResult
+from pipelines.job_folder import JobStatus
+from pipelines.runner import Job, JobResult
 
 runner = CliRunner()
 
@@ -71,7 +72,7 @@ def test_options_reach_the_library_and_failures_exit_1(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tables, "reproduce", fake_reproduce)
     monkeypatch.setattr(tables, "summarize", lambda outcome: "summary")
-    status = DONE_NOW
+    status = JobStatus.DONE
     args = ["table3", "--data-root", "/d", "--work-dir", "/w", "--rows", "faster_rcnn, cascade_rcnn", "--necks", "hsfpn",
             "--gpus", "2", "--launcher", "pytorch", "--epochs", "6", "--milestones", "4,5", "--pretrained", "/p",
             "--img-scale", "1024"]
@@ -82,6 +83,6 @@ def test_options_reach_the_library_and_failures_exit_1(tmp_path, monkeypatch):
     assert seen["data_root"] == Path("/d") and seen["pretrained"] == Path("/p") and seen["work_dir"] == Path("/w")
     assert seen["batch_per_gpu"] is None and seen["auto_scale_lr"] is None  # not given: the preset decides
     assert seen["img_scale"] == 1024
-    status = FAILED_NOW
+    status = JobStatus.FAILED
     result = runner.invoke(cli.repro_app, args)
     assert result.exit_code == 1 and "1 job(s) failed" in result.output

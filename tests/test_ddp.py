@@ -14,14 +14,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_probe import alive, wait_until
 
 from dotamini10.io import write_json
 from pipelines.presets import SyntheticSpec, resolve_settings
-from pipelines.progress import Phase, read_progress
+from pipelines.job_folder import JobFolder
+from pipelines.progress import Phase
 from pipelines.runner import job_env
 from pipelines.tables import plan_table
 
@@ -48,13 +49,14 @@ from pathlib import Path
 from mmengine.config import Config
 from mmengine.runner import Runner
 from dotamini10.io import write_json
-from pipelines.job import CONFIG, trust_checkpoint
+from pipelines.job_folder import JobFolder
+from pipelines.models import checkpoint_globals
 job_dir, out, ckpt = (Path(a) for a in sys.argv[1:4])
-cfg = Config.fromfile(str(job_dir / CONFIG))
+cfg = Config.fromfile(str(JobFolder(job_dir).config))
 cfg.work_dir, cfg.launcher, cfg.load_from, cfg.custom_hooks = str(out), "none", str(ckpt), []
 cfg.test_evaluator.outfile_prefix = str(out / "dets")
-trust_checkpoint(ckpt)
-write_json(out / "metrics.json", Runner.from_cfg(cfg).test())
+with checkpoint_globals():
+    write_json(out / "metrics.json", Runner.from_cfg(cfg).test())
 """
 
 
@@ -66,21 +68,11 @@ def job_processes(marker: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker in cmdline and state != "Z":
+        if marker in cmdline and alive(int(entry.name)):
             pids.append(int(entry.name))
     return pids
-
-
-def wait_until(condition, timeout: float, poll: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll)
-    return condition()
 
 
 def probe_records(job_dir: Path) -> dict[int, list[dict]]:
@@ -124,7 +116,7 @@ def ddp_job(tmp_path_factory):
     first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=TESTS.parent)
     try:
         def in_epoch_two() -> bool:
-            p = read_progress(job_dir)
+            p = JobFolder(job_dir).progress()
             return first.poll() is not None or (p is not None and p.phase is Phase.TRAIN and p.epoch == 2)
 
         assert wait_until(in_epoch_two, timeout=400, poll=0.05), "the job never reached epoch 2"

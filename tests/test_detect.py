@@ -61,16 +61,16 @@ def test_oracle_chain_gives_ap_one_under_both_protocols(scene, tmp_path):
 
 def test_wrong_offsets_would_show(scene, tmp_path, monkeypatch):
     # The chain's check has teeth: shift every window's origin by 5 px when mapping back and AP drops.
-    import pipelines.detect as detect
+    import pipelines.detect.windows as windows
 
-    original = detect._prepare
+    original = windows._prepare
 
     def shifted(*args, **kwargs):
         batch = original(*args, **kwargs)
         batch.origins = [(x0 + 5, *rest) for x0, *rest in batch.origins]
         return batch
 
-    monkeypatch.setattr(detect, "_prepare", shifted)
+    monkeypatch.setattr(windows, "_prepare", shifted)
     out = tmp_path / "out"
     detect_images([scene["image"]], out, config=str(scene["config"]), checkpoint=scene["checkpoint"],
                   options=DetectOptions(score=0.5), gt=scene["gt"])
@@ -130,7 +130,7 @@ def test_cli_chain_detect_coco_gt_eval_and_merge(scene, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "full" / "Task2_ship.txt").read_text() == "S1 0.9 800.0 100.0 840.0 130.0\n"
     bad = runner.invoke(data_app, ["merge", str(windows), "--out", str(tmp_path / "x"), "--method", "soft"])
-    assert bad.exit_code == 1 and "--method must be nms or nmm" in bad.output
+    assert bad.exit_code == 1 and "--method must be one of nms, nmm" in bad.output
     missing = runner.invoke(repro_app, ["detect", "--config", str(scene["config"]), "--checkpoint",
                                         str(tmp_path / "none.pth"), "--images", "x.png", "--out", str(out)])
     assert missing.exit_code == 1 and "file not found" in missing.output and "Traceback" not in missing.output
@@ -191,7 +191,7 @@ def test_neck_option_on_a_config_that_has_no_fpn(scene, tmp_path):
     with pytest.raises(DetectError, match="has no neck to swap"):
         detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
                       checkpoint=scene["checkpoint"], neck="hsfpn")
-    with pytest.raises(DetectError, match="--neck must be fpn or hsfpn"):
+    with pytest.raises(DetectError, match="--neck must be one of fpn, hsfpn"):
         detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
                       checkpoint=scene["checkpoint"], neck="bifpn")
 

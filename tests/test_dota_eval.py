@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dotamini10.merge import MergeError
-from hsfpn.dota_eval import DotaEvalError, evaluate_task2, evaluate_task2_files, parse_label_text, voc07_ap
+from hsfpn.dota_eval import DotaEvalError, evaluate_task2, evaluate_task2_files, truth_from_label_text, voc07_ap
 
 
 def _write(folder, files: dict[str, str]):
@@ -43,10 +43,10 @@ def test_recall_levels_are_the_devkits_floats():
 
 
 def test_ground_truth_is_points_one_and_three_truncated():
-    truth = parse_label_text("gsd:0.1\n\n10.9 20.5 30 20.5 30.7 40.2 10.9 40.2 ship\n", file="x.txt")
+    truth = truth_from_label_text("gsd:0.1\n\n10.9 20.5 30 20.5 30.7 40.2 10.9 40.2 ship\n", file="x.txt")
     assert truth.boxes.tolist() == [[10, 20, 30, 40]] and truth.difficult.tolist() == [False]
     with pytest.raises(DotaEvalError, match=r"x.txt:1: expected"):
-        parse_label_text("1 2 3 4 ship\n", file="x.txt")
+        truth_from_label_text("1 2 3 4 ship\n", file="x.txt")
 
 
 def devkit_voc_eval(dets: list[tuple[str, float, list[float]]], gts: dict[str, list], classname: str) -> float:

@@ -16,7 +16,8 @@ from dotamini10.build import build_dotamini10
 from dotamini10.errors import DatasetError
 from dotamini10.io import folder_lock
 from dotamini10.options import BuildOptions
-from pipelines.runner import FAILED_NOW, Job, job_env, run_jobs
+from pipelines.job_folder import JobStatus
+from pipelines.runner import Job, job_env, run_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,7 @@ def test_the_runner_reports_a_held_job_and_runs_the_next(tmp_path):
     with folder_lock(jobs[0].work_dir, what="test", error=Busy):
         results = run_jobs(jobs, lambda job: [sys.executable, str(script), str(job.work_dir)], env=job_env(0),
                            progress=events.append, poll_s=0.05)
-    assert [r.status for r in results] == [FAILED_NOW, "done"]
+    assert [r.status for r in results] == [JobStatus.FAILED, "done"]
     assert results[0].error.endswith("another run is using this job folder; wait for it to end or stop it")
     assert [(e.key, e.state) for e in events] == [("a__fpn", "failed"), ("b__fpn", "starting"), ("b__fpn", "done")]
     assert not (jobs[0].work_dir / "job.log").exists()  # the held job's folder was not touched

@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 import cli
+from pipelines.commands.common import KEY_DEPENDENCIES
 
 
 def test_mmcv_nms_keeps_the_expected_boxes():
@@ -152,7 +153,7 @@ def test_cli_version_reports_dependencies_and_ops():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("hsfpn-toolkit ") and "not installed" not in lines[0]
-    for name in cli.KEY_DEPENDENCIES:
+    for name in KEY_DEPENDENCIES:
         line = next(line for line in lines if line.startswith(name + " "))
         assert "not installed" not in line, line
     assert lines[-1] == "mmcv compiled ops load: yes"

@@ -1,23 +1,20 @@
-"""The job process helpers: last checkpoint lookup, the narrow weights_only relaxation, metric mapping, the
-launchers' environments (torchrun, Slurm) and the CPU DDP wrapper."""
+"""The job process helpers: last checkpoint lookup, resuming only from a recorded checkpoint under the weights-only
+allowlist, metric mapping, the launchers' environments (torchrun, Slurm) and the CPU DDP wrapper."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipelines.job import (
-    DistEnv,
-    DivergedError,
-    check_loss,
-    cpu_model_wrapper,
-    dist_env,
-    first_host,
-    last_checkpoint,
-    slurm_port,
-    table_metrics,
-    trust_checkpoint,
-)
+from pipelines.distributed import DistEnv, cpu_model_wrapper, dist_env, first_host, slurm_port
+from pipelines.hooks import DivergedError, check_loss
+from pipelines.job_folder import JobFolder, UntrustedCheckpointError
+from pipelines.metrics import table_metrics
+from pipelines.models import checkpoint_globals
+
+
+def last_checkpoint(job_dir):
+    return JobFolder(job_dir).last_checkpoint()
 
 
 def _mmengine_like_checkpoint(path):
@@ -48,21 +45,63 @@ def test_last_checkpoint_ignores_missing_and_foreign_files(tmp_path):
     assert last_checkpoint(job) is None  # only the job's own files are trusted
 
 
-def test_trust_checkpoint_relaxes_weights_only_for_that_file_only(tmp_path):
-    mine, other = tmp_path / "epoch_1.pth", tmp_path / "downloaded.pth"
+def test_mmengine_checkpoints_load_weights_only_under_the_allowlist_and_code_does_not(tmp_path):
+    import pickle
+
+    mine = tmp_path / "epoch_1.pth"
     _mmengine_like_checkpoint(mine)
-    _mmengine_like_checkpoint(other)
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
-        torch.load(mine)  # torch >= 2.6 default: the reason resume needs the relaxation
-    restore = trust_checkpoint(mine)
-    try:
-        assert torch.load(str(mine))["state_dict"]["w"].sum().item() == 2.0
-        with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
-            torch.load(other)
-    finally:
-        restore()
+        torch.load(mine)  # torch >= 2.6 default: the reason resume needs the allowlist
+    with checkpoint_globals():
+        assert torch.load(mine)["state_dict"]["w"].sum().item() == 2.0
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must not run",))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"state_dict": {}, "meta": Payload()}, evil, pickle_module=pickle)
+    with checkpoint_globals(), pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
+        torch.load(evil)
     with pytest.raises(Exception, match="(?i)weights_only|unsupported global"):
-        torch.load(mine)
+        torch.load(mine)  # the allowlist ends with the block
+
+
+def test_history_buffers_come_back_working_and_other_lookups_are_refused(tmp_path):
+    import pickle
+
+    from mmengine.logging import HistoryBuffer
+
+    mine = tmp_path / "epoch_1.pth"
+    _mmengine_like_checkpoint(mine)
+    with checkpoint_globals():
+        buffer = torch.load(mine)["message_hub"]["loss"]
+    assert isinstance(buffer, HistoryBuffer) and buffer.mean() == 1.5 and buffer.statistics("max") == 2.0
+
+    class Gadget:  # the first step of a getattr chain: an attribute of an allowed class
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, "__init__"))
+
+    evil = tmp_path / "gadget.pth"
+    torch.save({"state_dict": {}, "meta": Gadget()}, evil, pickle_module=pickle)
+    with checkpoint_globals(), pytest.raises(Exception, match="may not look up '__init__'"):
+        torch.load(evil)
+
+
+def test_a_job_resumes_only_from_a_checkpoint_whose_digest_it_recorded(tmp_path):
+    folder = JobFolder(tmp_path)
+    assert folder.trusted_checkpoint() is None  # nothing to resume
+    ckpt = tmp_path / "epoch_2.pth"
+    _mmengine_like_checkpoint(ckpt)
+    (tmp_path / "last_checkpoint").write_text(str(ckpt))
+    with pytest.raises(UntrustedCheckpointError, match=r"epoch_2\.pth: not a checkpoint this job saved \(no digest"):
+        folder.trusted_checkpoint()
+    assert folder.inspect("f").detail.endswith("(not a checkpoint this job recorded: will not resume)")
+    folder.record_checkpoint(ckpt)
+    assert folder.trusted_checkpoint() == ckpt.resolve()
+    ckpt.write_bytes(ckpt.read_bytes() + b"x")  # changed after the job saved it
+    with pytest.raises(UntrustedCheckpointError, match="its digest differs from the recorded one"):
+        folder.trusted_checkpoint()
 
 
 def test_table_metrics_converts_fractions_to_percent():
@@ -124,7 +163,7 @@ def test_cpu_model_wrapper_keeps_the_configs_keys_and_drops_device_ids():
 def test_guard_parent_binds_torchruns_workers_to_the_launcher(monkeypatch):
     import os
 
-    import pipelines.job as job
+    import pipelines.distributed as job
 
     bound = []
     monkeypatch.setattr("dotamini10.processes.die_with_parent", lambda pid: bound.append(pid))

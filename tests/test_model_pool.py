@@ -1,4 +1,4 @@
-"""pipelines.model_pool: detections come back in submission order whatever finishes first, pass-through items
+"""pipelines.detect.model_pool: detections come back in submission order whatever finishes first, pass-through items
 keep their place, a failing or dying worker is one line, and no worker outlives a SIGKILLed parent.
 
 The models here are stand-ins with ``test_step`` (forked workers inherit them, nothing is pickled): each window's
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.model_pool import ModelRunner, ModelWorkerError, default_workers
+from pipelines.detect.model_pool import ModelRunner, ModelWorkerError, default_workers
 from process_probe import alive, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +92,7 @@ def test_a_dead_worker_is_reported_not_waited_for():
 # A worker that dies on its first batch while large batches wait in the pipe: the parent reports it and exits.
 DYING = r"""
 import os, sys, torch
-from pipelines.model_pool import ModelRunner, ModelWorkerError
+from pipelines.detect.model_pool import ModelRunner, ModelWorkerError
 
 class Dies:
     def test_step(self, data):
@@ -125,7 +125,7 @@ def test_workers_count_and_options():
 # A parent holding two model workers that sleep in their first batch; it prints their pids and waits.
 PARENT = r"""
 import time
-from pipelines.model_pool import ModelRunner
+from pipelines.detect.model_pool import ModelRunner
 
 class Sleeper:
     def test_step(self, data):

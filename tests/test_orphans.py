@@ -14,6 +14,8 @@ from pathlib import Path
 
 from process_probe import alive, wait_until
 
+from dotamini10.processes import process_stat
+
 REPO = Path(__file__).resolve().parent.parent
 
 # Sleeps like a long job; under torchrun it first asks to die with torchrun, as pipelines.job does.
@@ -21,7 +23,7 @@ SLEEPER = r"""
 import os, sys, time
 from pathlib import Path
 if "RANK" in os.environ:
-    from pipelines.job import guard_parent
+    from pipelines.distributed import guard_parent
     guard_parent("pytorch")
 Path(sys.argv[1], f"worker{os.environ.get('RANK', '')}.pid").write_text(str(os.getpid()))
 time.sleep(600)
@@ -41,7 +43,7 @@ print("STATUS", result.status, result.error, flush=True)
 
 
 def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return process_stat(pid).parent
 
 
 def _pids(work: Path, count: int, timeout: float = 120.0) -> list[int]:

@@ -13,6 +13,8 @@ import pytest
 
 from test_build import box, make_split
 
+from dotamini10.processes import process_stats
+
 REPO = Path(__file__).resolve().parent.parent
 
 # A builder with two workers that stops in its progress callback after the first finished unit: it is then
@@ -36,24 +38,15 @@ build_dotamini10(Path(sys.argv[1]), dota_root=Path(sys.argv[2]), workers=2, opti
 """
 
 
-def _process_table() -> dict[int, tuple[int, str, str]]:
+def _process_table() -> dict[int, tuple[int, str, int]]:
     """pid -> (parent pid, state, start time) of every process that /proc lists."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                # The command name (field 2) may hold spaces and parentheses: split after its closing one.
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # ended while we looked
-            table[int(entry.name)] = (int(fields[1]), fields[0], fields[19])
-    return table
+    return {pid: (stat.parent, stat.state, stat.started) for pid, stat in process_stats().items()}
 
 
-def _descendants(pid: int) -> dict[int, str]:
+def _descendants(pid: int) -> dict[int, int]:
     """Every process whose chain of parents leads to ``pid``, with its start time (against pid reuse)."""
     table = _process_table()
-    found: dict[int, str] = {}
+    found: dict[int, int] = {}
     frontier = [pid]
     while frontier:
         parent = frontier.pop()
@@ -64,7 +57,7 @@ def _descendants(pid: int) -> dict[int, str]:
     return found
 
 
-def _survivors(processes: dict[int, str]) -> list[int]:
+def _survivors(processes: dict[int, int]) -> list[int]:
     # A zombie has exited and holds no memory: it only waits for whoever adopted it to reap it.
     table = _process_table()
     return [pid for pid, started in processes.items()
@@ -80,7 +73,7 @@ def test_no_worker_outlives_a_killed_builder(tmp_path, start):
     script = BUILDER.format(setup="import cv2" if start == "forkserver" else "", forked=start == "fork")
     builder = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out"), str(root), str(marker)],
                                cwd=REPO)
-    children: dict[int, str] = {}
+    children: dict[int, int] = {}
     try:
         deadline = time.monotonic() + 60
         while not marker.exists() and builder.poll() is None and time.monotonic() < deadline:

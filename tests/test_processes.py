@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from process_probe import alive, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,25 +32,8 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by init) counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    return False
+    return wait_until(lambda: not alive(pid), timeout)
 
 
 @pytest.mark.parametrize("mechanism", ["pdeathsig", "watchdog"])
@@ -62,7 +44,7 @@ def test_child_ends_after_its_parent_is_killed(mechanism):
         pid_text, used = parent.stdout.readline().split()
         child = int(pid_text)
         assert used == mechanism
-        assert _alive(child)
+        assert alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         assert _wait_gone(child, 5.0), f"child {child} outlived its parent ({mechanism})"

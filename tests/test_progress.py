@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.progress import JobProgress, Phase, read_progress, remaining_evaluations, write_progress
+from pipelines.job_folder import JobFolder
+from pipelines.progress import JobProgress, Phase, remaining_evaluations
 
 
 def test_describe_training_and_evaluation():
@@ -18,11 +19,11 @@ def test_describe_training_and_evaluation():
 
 def test_round_trip_through_the_file(tmp_path):
     p = JobProgress(Phase.TEST, 12, 12, 1, 5, 1440, 1440, loss=None, iter_s=0.25, eta_s=3.0)
-    write_progress(tmp_path, p)
-    assert read_progress(tmp_path) == p
-    assert read_progress(tmp_path / "none") is None
+    JobFolder(tmp_path).write_progress(p)
+    assert JobFolder(tmp_path).progress() == p
+    assert JobFolder(tmp_path / "none").progress() is None
     (tmp_path / "progress.json").write_text('{"phase": "sleeping", "epoch": 1}')
-    assert read_progress(tmp_path) is None  # not a progress record: nothing to show
+    assert JobFolder(tmp_path).progress() is None  # not a progress record: nothing to show
 
 
 def test_remaining_evaluations_follow_mmengines_validation_rule():

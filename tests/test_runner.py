@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.job_folder import JobFolder
 from pipelines.runner import (
-    ATTEMPTS,
-    DONE_NOW,
-    FAILED,
-    FAILED_NOW,
-    NOT_AVAILABLE,
-    SKIPPED,
     Job,
     JobOnDisk,
-    JobState,
+    JobStatus,
     PlanClock,
     ProgressEvent,
     RunnerError,
-    attempts_wall_s,
     error_line,
     format_duration,
     format_event,
@@ -40,16 +34,17 @@ FAKE_JOB = r'''
 import json, sys, time
 from pathlib import Path
 from dotamini10.io import write_json
-from pipelines.job import last_checkpoint
+from pipelines.job_folder import JobFolder
 
 job_dir = Path(sys.argv[1])
+folder = JobFolder(job_dir)
 spec = json.loads((job_dir / "behaviour.json").read_text())
 if spec.get("fail"):
     print("Traceback (most recent call last):")
     print("ValueError: boom in " + job_dir.name)
     sys.exit(3)
 start = 0
-ckpt = last_checkpoint(job_dir)
+ckpt = folder.trusted_checkpoint()
 if ckpt is not None:
     start = int(ckpt.stem.split("_")[1])
     print(f"resumed from {ckpt.name}")
@@ -58,6 +53,7 @@ for epoch in range(start + 1, epochs + 1):
     print(f"11/21 04:00:00 - mmengine - INFO - Epoch(train) [{epoch}][ 2/2]  lr: 1e-2  eta: 0:00:{epochs - epoch:02d}  loss: 1.0", flush=True)
     time.sleep(spec.get("sleep", 0.0))
     (job_dir / f"epoch_{epoch}.pth").write_text("weights")
+    folder.record_checkpoint(job_dir / f"epoch_{epoch}.pth")
     (job_dir / "last_checkpoint").write_text(str(job_dir / f"epoch_{epoch}.pth"))
     if spec.get("crash_after") == epoch and not (job_dir / "crashed").exists():
         (job_dir / "crashed").write_text("")
@@ -91,7 +87,7 @@ def run(jobs, command, events=None, **kw):
 
 
 def attempts(job: Job) -> list[dict]:
-    path = job.work_dir / ATTEMPTS
+    path = JobFolder(job.work_dir).attempts
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
@@ -99,7 +95,7 @@ def test_fresh_run_finishes_every_job_and_writes_its_config(tmp_path, fake):
     jobs = [make_job(tmp_path, "a__fpn", ap=11.0), make_job(tmp_path, "b__hsfpn", ap=12.5)]
     events: list[ProgressEvent] = []
     results = run(jobs, fake, events)
-    assert [r.status for r in results] == [DONE_NOW, DONE_NOW]
+    assert [r.status for r in results] == [JobStatus.DONE, JobStatus.DONE]
     assert [r.metrics["AP"] for r in results] == [11.0, 12.5]
     assert (jobs[0].work_dir / "job_config.py").read_text() == "cfg = 1\n"
     assert json.loads((jobs[0].work_dir / "job.json").read_text())["fingerprint"] == jobs[0].fingerprint
@@ -120,8 +116,8 @@ def test_finished_jobs_are_skipped_without_starting_a_process(tmp_path, fake):
     run(jobs, fake)
     events: list[ProgressEvent] = []
     results = run(jobs, fake, events)
-    assert [r.status for r in results] == [SKIPPED, SKIPPED]
-    assert [e.state for e in events] == ["skipped", "skipped"]
+    assert [r.status for r in results] == [JobStatus.SKIPPED, JobStatus.SKIPPED]
+    assert [e.state for e in events] == [JobStatus.SKIPPED, JobStatus.SKIPPED]
     assert all(len(attempts(j)) == 1 for j in jobs)  # no second attempt
     assert results[0].metrics == {"AP": 10.0}
 
@@ -130,9 +126,9 @@ def test_a_failing_job_is_recorded_and_the_next_still_runs(tmp_path, fake):
     jobs = [make_job(tmp_path, "bad__fpn", fail=True), make_job(tmp_path, "good__fpn")]
     events: list[ProgressEvent] = []
     results = run(jobs, fake, events)
-    assert [r.status for r in results] == [FAILED_NOW, DONE_NOW]
+    assert [r.status for r in results] == [JobStatus.FAILED, JobStatus.DONE]
     assert results[0].error == "ValueError: boom in bad__fpn"
-    record = json.loads((jobs[0].work_dir / FAILED).read_text())
+    record = json.loads(JobFolder(jobs[0].work_dir).failed_file.read_text())
     assert record["returncode"] == 3 and record["log"].endswith("job.log")
     assert "ValueError: boom" in (jobs[0].work_dir / "job.log").read_text()
     assert job_state(jobs[0]) == ("failed", "ValueError: boom in bad__fpn")
@@ -142,20 +138,20 @@ def test_a_failing_job_is_recorded_and_the_next_still_runs(tmp_path, fake):
 def test_an_interrupted_job_resumes_from_its_last_checkpoint(tmp_path, fake):
     job = make_job(tmp_path, "c__hsfpn", epochs=4, crash_after=2)
     first = run([job], fake)
-    assert first[0].status == FAILED_NOW and first[0].error == "RuntimeError: simulated interruption"
+    assert first[0].status == JobStatus.FAILED and first[0].error == "RuntimeError: simulated interruption"
     assert job_state(job) == ("resumable", "from epoch_2.pth")
     events: list[ProgressEvent] = []
     second = run([job], fake, events)
-    assert second[0].status == DONE_NOW
+    assert second[0].status == JobStatus.DONE
     assert events[0].state == "resuming" and events[0].detail == "from epoch_2.pth"
     log = (job.work_dir / "job.log").read_text()
     assert "resumed from epoch_2.pth" in log
     assert second[0].resumed_from == str(job.work_dir / "epoch_2.pth")
     # Epochs 3 and 4 only were trained by the second attempt; the failure record is gone.
     assert log.count("Epoch(train) [3]") == 1 and log.count("Epoch(train) [1]") == 1
-    assert not (job.work_dir / FAILED).exists()
+    assert not JobFolder(job.work_dir).failed_file.exists()
     # Wall time adds both attempts.
-    assert second[0].wall_s == pytest.approx(attempts_wall_s(job.work_dir), abs=0.11)
+    assert second[0].wall_s == pytest.approx(JobFolder(job.work_dir).attempts_wall_s(), abs=0.11)
     assert len(attempts(job)) == 2
 
 
@@ -166,7 +162,7 @@ def test_changed_settings_never_resume_foreign_checkpoints(tmp_path, fake):
     state, detail = job_state(changed)
     assert state == "resumable" and "differs" in detail
     results = run([changed], fake)
-    assert results[0].status == FAILED_NOW and "other settings" in results[0].error
+    assert results[0].status == JobStatus.FAILED and "other settings" in results[0].error
     assert len(attempts(job)) == 1  # nothing was started
 
 
@@ -175,16 +171,16 @@ def test_done_job_with_other_settings_is_skipped_and_flagged(tmp_path, fake):
     run([job], fake)
     changed = Job(job.key, job.row, job.variant, job.work_dir, config_text="cfg = 3\n")
     results = run([changed], fake)
-    assert results[0].status == SKIPPED and "OTHER settings" in results[0].error
+    assert results[0].status == JobStatus.SKIPPED and "OTHER settings" in results[0].error
 
 
 def test_blocked_jobs_are_reported_not_run(tmp_path, fake):
-    blocked = Job("f__fpn", "f", "fpn", tmp_path / "f", blocked=NOT_AVAILABLE, reason="assigners missing")
+    blocked = Job("f__fpn", "f", "fpn", tmp_path / "f", blocked=JobStatus.NOT_AVAILABLE, reason="assigners missing")
     events: list[ProgressEvent] = []
     results = run([blocked], fake, events)
-    assert results[0].status == NOT_AVAILABLE and results[0].error == "assigners missing"
+    assert results[0].status == JobStatus.NOT_AVAILABLE and results[0].error == "assigners missing"
     assert not (tmp_path / "f").exists()
-    assert events[0].state == NOT_AVAILABLE
+    assert events[0].state == JobStatus.NOT_AVAILABLE
 
 
 def test_running_jobs_report_their_eta(tmp_path, fake):
@@ -248,13 +244,15 @@ def test_job_env_makes_the_toolkit_importable_and_hides_gpus_on_cpu():
     assert "CUDA_VISIBLE_DEVICES" not in job_env(2, base={})
 
 
-# A fake job that writes the progress record of pipelines.progress, as the real job's hook does.
+# A fake job that writes the progress record of pipelines.progress, as the real job's hook does (through JobFolder).
 PROGRESS_JOB = r'''
 import sys, time
 from pathlib import Path
-from pipelines.progress import JobProgress, Phase, write_progress
+from pipelines.job_folder import JobFolder
+from pipelines.progress import JobProgress, Phase
 from dotamini10.io import write_json
 job_dir = Path(sys.argv[1])
+write_progress = lambda d, p: JobFolder(d).write_progress(p)
 for done in range(1, 4):
     write_progress(job_dir, JobProgress(Phase.TRAIN, 1, 2, done, 4, done, 8, loss=1.0 / done, iter_s=0.5, eta_s=10.0 - done))
     time.sleep(0.3)
@@ -271,7 +269,7 @@ def test_running_events_carry_the_jobs_progress_record(tmp_path):
     events: list[ProgressEvent] = []
     results = run_jobs([job], lambda j: [sys.executable, str(script), str(j.work_dir)], env=job_env(0),
                        progress=events.append, poll_s=0.05, report_every_s=0.0)
-    assert results[0].status == DONE_NOW
+    assert results[0].status == JobStatus.DONE
     running = [e for e in events if e.state == "running" and e.progress is not None]
     train = [e for e in running if e.progress.phase == "train"]
     assert train and all(e.detail.startswith("epoch 1/2 iter ") and " it/s" in e.detail for e in train)
@@ -291,12 +289,12 @@ def test_a_new_attempt_starts_without_the_last_attempts_progress(tmp_path, fake)
 def test_inspect_job_tells_foreign_checkpoints_apart(tmp_path, fake):
     job = make_job(tmp_path, "r__fpn", epochs=3, crash_after=1)
     run([job], fake)
-    assert inspect_job(job) == JobOnDisk(JobState.RESUMABLE, "from epoch_1.pth", foreign=False)
+    assert inspect_job(job) == JobOnDisk(JobStatus.RESUMABLE, "from epoch_1.pth", foreign=False)
     other = Job(job.key, job.row, job.variant, job.work_dir, config_text="cfg = 9\n")
     disk = inspect_job(other)
-    assert disk.state is JobState.RESUMABLE and disk.foreign
-    blocked = Job("s__fpn", "s", "fpn", tmp_path / "s", blocked=NOT_AVAILABLE, reason="r")
-    assert inspect_job(blocked) == JobOnDisk(JobState.NOT_AVAILABLE, "r")
+    assert disk.state is JobStatus.RESUMABLE and disk.foreign
+    blocked = Job("s__fpn", "s", "fpn", tmp_path / "s", blocked=JobStatus.NOT_AVAILABLE, reason="r")
+    assert inspect_job(blocked) == JobOnDisk(JobStatus.NOT_AVAILABLE, "r")
 
 
 def test_plan_clock_estimates_from_finished_jobs_or_the_running_one():

@@ -15,7 +15,7 @@ import json
 import pytest
 
 from pipelines.presets import SyntheticSpec
-from pipelines.runner import DONE_NOW, SKIPPED
+from pipelines.job_folder import JobStatus
 from pipelines.tables import reproduce
 
 TRIMMED = SyntheticSpec(num_train=4, num_test=2, image_size=128, objects_per_image=(3, 5), object_size=(8, 16))
@@ -37,7 +37,7 @@ def test_smoke_table3_one_detector_end_to_end(tmp_path):
     )
     outcome = reproduce("table3", **kwargs)
     result = outcome.results[0]
-    assert result.status == DONE_NOW, (result.error, result.log and result.log.read_text()[-3000:])
+    assert result.status == JobStatus.DONE, (result.error, result.log and result.log.read_text()[-3000:])
     assert set(result.metrics) == {"AP", "AP50", "AP75", "APvt", "APt", "APs", "APm"}
     assert result.metrics["AP"] is not None and 0.0 <= result.metrics["AP"] <= 100.0
     job_dir = tmp_path / "smoke" / "synthetic" / "faster_rcnn__hsfpn"
@@ -54,10 +54,10 @@ def test_smoke_table3_one_detector_end_to_end(tmp_path):
     (job_dir / "done.json").unlink()
     events.clear()
     again = reproduce("table3", **kwargs).results[0]
-    assert again.status == DONE_NOW, again.error
+    assert again.status == JobStatus.DONE, again.error
     assert events[0].state == "resuming" and events[0].detail == "from epoch_1.pth"
     assert json.loads((job_dir / "done.json").read_text())["resumed_from"] == str(job_dir / "epoch_1.pth")
     assert again.metrics == result.metrics  # same weights, same evaluation
 
     # Finished: a third run skips it.
-    assert reproduce("table3", **kwargs).results[0].status == SKIPPED
+    assert reproduce("table3", **kwargs).results[0].status == JobStatus.SKIPPED

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipelines.errors import PipelineError
 from pipelines.presets import SyntheticSpec
-from pipelines.synthetic_coco import CLASSES, draw_image, place_objects, write_synthetic_coco
+from pipelines.synthetic_coco import CLASSES, draw_image, place_footprints, write_synthetic_coco
 
 SMALL = SyntheticSpec(num_train=3, num_test=2, image_size=64, objects_per_image=(2, 4), object_size=(8, 12), seed=7)
 
@@ -85,7 +85,7 @@ def test_invalid_specs_are_rejected(tmp_path, spec):
 @given(st.integers(0, 2**31 - 1), st.integers(16, 96), st.integers(0, 12))
 def test_placed_objects_never_touch_and_stay_inside(seed, size, count):
     rng = np.random.default_rng(seed)
-    boxes = place_objects(rng, size, count, (4, min(12, size)))
+    boxes = place_footprints(rng, size, count, (4, min(12, size)))
     assert len(boxes) <= count
     for i, (x, y, w, h) in enumerate(boxes):
         assert 0 <= x and x + w <= size and 0 <= y and y + h <= size

@@ -47,7 +47,7 @@ def test_release_fusion_parameters_are_within_0_011m():
 
     c50 = [256, 512, 1024, 2048]
     fpn = count_parameters(FPN(c50, 256, 5))
-    for variant, switches in t5.VARIANTS.items():
+    for variant, switches in t5.COMPONENT_SWITCHES.items():
         if switches is None:
             continue
         total = FPN_PARAMS - fpn + count_parameters(HSFPN(c50, 256, 5, **switches, channel_fusion="sum"))

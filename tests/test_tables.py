@@ -12,7 +12,8 @@ import pytest
 from pipelines import tables
 from pipelines.datasets import DataRootError
 from pipelines.presets import SyntheticSpec, resolve_settings
-from pipelines.runner import DONE_NOW, FAILED_NOW, NOT_AVAILABLE, Job, JobResult
+from pipelines.job_folder import JobStatus
+from pipelines.runner import Job, JobResult
 from pipelines.tables import (
     SMOKE_BANNER,
     TABLE_SPECS,
@@ -27,7 +28,7 @@ from pipelines.tables import (
 TINY = SyntheticSpec(num_train=2, num_test=1, image_size=64, objects_per_image=(1, 2), object_size=(8, 10))
 
 
-def _result(row, variant, status=DONE_NOW, **metrics):
+def _result(row, variant, status=JobStatus.DONE, **metrics):
     job = Job(f"{row}__{variant}", row, variant, Path("/w") / f"{row}__{variant}")
     return JobResult(job, status, metrics=metrics, wall_s=120.0, log=job.work_dir / "job.log")
 
@@ -56,8 +57,8 @@ def test_markdown_and_csv_of_a_paper_run():
     s = resolve_settings("paper", Path("/w"))
     results = [
         _result("faster_rcnn", "hsfpn", AP=20.5),
-        _result("faster_rcnn_nwd", "fpn", status=NOT_AVAILABLE),
-        _result("grid_rcnn", "fpn", status=FAILED_NOW),
+        _result("faster_rcnn_nwd", "fpn", status=JobStatus.NOT_AVAILABLE),
+        _result("grid_rcnn", "fpn", status=JobStatus.FAILED),
     ]
     results[2].error = "RuntimeError: out of memory"
     rows = table_rows("table3", results, s)
@@ -140,7 +141,7 @@ def test_run_table_writes_outputs_and_settings(tmp_path, monkeypatch):
 
     def fake_run_jobs(jobs, command, **kw):
         seen["argv"] = command(jobs[0])
-        return [JobResult(j, DONE_NOW, metrics={"AP": 1.0}, wall_s=3.0) for j in jobs]
+        return [JobResult(j, JobStatus.DONE, metrics={"AP": 1.0}, wall_s=3.0) for j in jobs]
 
     monkeypatch.setattr(tables, "run_jobs", fake_run_jobs)
     outcome = tables.reproduce("table4", preset="smoke", work_dir=tmp_path, rows=["retinanet"], synthetic=TINY)

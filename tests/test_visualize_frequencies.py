@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 import cli
 from dotamini10.png import encode_png
 from pipelines.visualize import VisualizeError
-from pipelines.visualize.frequencies import build_model, load_weights, parse_alphas, render_frequencies
+from pipelines.models import build_model, load_model, read_checkpoint, resolve_config
+from pipelines.visualize.frequencies import parse_alphas, render_frequencies
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -72,7 +73,7 @@ def hsfpn_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ob
     import torch
     from mmengine.logging import MessageHub
 
-    model = build_model("faster_rcnn", "hsfpn")
+    model = build_model(resolve_config("faster_rcnn", "hsfpn").cfg).eval()
     hub = MessageHub.get_instance("test_visualize_frequencies")
     hub.update_scalar("train/loss", 0.5)
     path = tmp_path_factory.mktemp("ckpt") / "epoch_1.pth"
@@ -119,9 +120,10 @@ def test_checkpoints_that_do_not_fit_or_hold_code_are_refused(hsfpn_checkpoint: 
     import torch
 
     path, model = hsfpn_checkpoint
-    fpn = build_model("faster_rcnn", "fpn")
-    with pytest.raises(VisualizeError, match=r"weights do not fit the config: \d+ unexpected \(neck\.hfps"):
-        load_weights(fpn, path)
+    fpn = resolve_config("faster_rcnn", "fpn", error=VisualizeError)
+    with pytest.raises(VisualizeError, match=r"does not fit config row faster_rcnn: 0 weights missing, \d+ "
+                                             r"unexpected \(unexpected neck\.hfps"):
+        load_model(fpn, path, error=VisualizeError)
 
     class Payload:
         def __reduce__(self):
@@ -130,9 +132,9 @@ def test_checkpoints_that_do_not_fit_or_hold_code_are_refused(hsfpn_checkpoint: 
     evil = tmp_path / "evil.pth"
     torch.save({"state_dict": {}, "meta": Payload()}, evil, pickle_module=pickle)
     with pytest.raises(VisualizeError, match="not a readable weights-only checkpoint"):
-        load_weights(model, evil)
+        read_checkpoint(evil, error=VisualizeError)
     with pytest.raises(VisualizeError, match="checkpoint file not found"):
-        load_weights(model, tmp_path / "missing.pth")
+        read_checkpoint(tmp_path / "missing.pth", error=VisualizeError)
 
 
 def test_unknown_config_is_a_one_line_error(tmp_path: Path):
@@ -140,4 +142,4 @@ def test_unknown_config_is_a_one_line_error(tmp_path: Path):
     result = CliRunner().invoke(cli.repro_app, ["visualize", "frequencies", "--image", str(image), "--out",
                                                 str(tmp_path / "out"), "--config", "yolo", "--checkpoint",
                                                 str(tmp_path / "x.pth")])  # fmt: skip
-    assert result.exit_code == 1 and "'yolo' is neither a row id" in result.output
+    assert result.exit_code == 1 and "--config yolo: neither a row id" in result.output

@@ -43,6 +43,35 @@ def test_atomic_path_keeps_the_old_content_when_the_writer_fails(tmp_path):
     assert target.read_bytes() == b"new"
 
 
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    class FullDisk:  # what a file object does on a full disk: the write fails, naming no file
+        def __init__(self, *args, **kwargs):
+            self.file = real_open(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: FullDisk(path, mode, *a, **k)
+                        if "w" in mode else real_open(path, mode, *a, **k))
+    target = tmp_path / "images" / "P0001__1024__0___0.png"
+    with pytest.raises(OSError) as caught:
+        atomic_write_bytes(target, b"pixels", make_parents=True)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert str(caught.value) == f"[Errno 28] No space left on device: '{target}'"
+    assert list(target.parent.iterdir()) == []  # no temporary file left behind
+
+
 def test_remove_temporaries_deletes_leftovers_of_killed_writers(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / ".x.png.123.tmp").write_bytes(b"half")

@@ -19,7 +19,7 @@ from typing import Any
 
 from .gaussian import AITOD_NWD_CONSTANT
 
-DETECTORS = ("faster_rcnn", "cascade_rcnn", "detectors")
+ASSIGNER_DETECTORS = ("faster_rcnn", "cascade_rcnn", "detectors")
 METHODS = ("nwd", "rfla")
 RCNN_METRICS = ("iou", "nwd")
 #: R-CNN stages of each detector (DetectoRS in mmdet is a Cascade R-CNN with an RFP neck and SAC backbone).
@@ -82,8 +82,8 @@ def label_assignment_overrides(
         >>> sorted(label_assignment_overrides("faster_rcnn", "rfla"))
         ['rpn_head', 'train_cfg']
     """
-    if detector not in DETECTORS:
-        raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+    if detector not in ASSIGNER_DETECTORS:
+        raise ValueError(f"detector must be one of {ASSIGNER_DETECTORS}, got {detector!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if rcnn_metric not in RCNN_METRICS:

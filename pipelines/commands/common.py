@@ -6,6 +6,7 @@ Nothing here imports torch or OpenMMLab: ``hsfpn-data`` commands run where neith
 from __future__ import annotations
 
 import contextlib
+import enum
 import importlib.metadata
 import sys
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ _DOMAIN_ERRORS = (
 )
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
 
 def group(name: str = "", help: str = "") -> typer.Typer:
@@ -68,6 +70,16 @@ def csv_list(text: Optional[str], option: str, kind: Callable[[str], T] = str) -
     except ValueError:
         noun = {int: "integers", float: "numbers"}.get(kind, "values")
         raise usage_error(f"{option}: expected comma-separated {noun}, got {text!r}") from None
+
+
+def choice(kind: type[E], value: str, option: str) -> E:
+    """The member of the enum ``kind`` whose value is ``value``; anything else is a one-line error naming the
+    option and its choices (exit code 1, as every bad value of these commands)."""
+    try:
+        return kind(value)
+    except ValueError:
+        names = ", ".join(str(member.value) for member in kind)
+        raise usage_error(f"{option} must be one of {names}, got {value!r}") from None
 
 
 @contextlib.contextmanager

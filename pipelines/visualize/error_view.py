@@ -28,14 +28,14 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dotamini10.io import read_json, write_json
+from dotamini10.io import ProgressFn, read_json, write_json
 from hsfpn.aitod_eval import AREA_NAMES, AITODEval, AITODParams, Detections, GroundTruth, Matching, MatchStatus
 
 from . import VisualizeError
@@ -55,7 +55,6 @@ from .figure import (
 #: AI-TOD's size buckets, in the order of the ``counts.csv`` columns.
 AREA_BUCKETS: tuple[str, ...] = ("verytiny", "tiny", "small", "medium")
 
-ProgressFn = Callable[[int, int], None]
 
 
 class BoxKind(enum.IntEnum):

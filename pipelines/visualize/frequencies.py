@@ -120,105 +120,6 @@ def _alpha_name(alpha: float, height: int, width: int) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def build_model(config: str, neck: str = "hsfpn") -> Any:
-    """An MMDetection model (random init) from one of our configs by row id, or from a config file.
-
-    Args:
-        config: A row id of :data:`pipelines.detectors.DETECTORS` (``cascade_rcnn``) or a config file path.
-        neck: For a row id: the neck variant (a key of :data:`pipelines.detectors.VARIANTS`). Defaults to
-            ``hsfpn``. A config file is used as it is.
-
-    Returns:
-        The model in eval mode, on the CPU.
-
-    Raises:
-        VisualizeError: Neither a row id nor a file; an unknown neck variant.
-    """
-    from ..detectors import DETECTORS, VARIANTS, load_detector_config, swap_neck
-
-    if config in DETECTORS:
-        if neck not in VARIANTS:
-            raise VisualizeError(f"--neck must be one of {', '.join(VARIANTS)}, got {neck!r}")
-        model_cfg = swap_neck(load_detector_config(DETECTORS[config]).model.to_dict(), VARIANTS[neck])
-    elif Path(config).is_file():
-        from mmengine.config import Config
-
-        model_cfg = Config.fromfile(config).model.to_dict()
-    else:
-        raise VisualizeError(f"--config: {config!r} is neither a row id ({', '.join(DETECTORS)}) nor a config file")
-    import hsfpn  # noqa: F401  (registers HSFPN with MMDetection)
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.config import ConfigDict
-
-    register_all_modules()
-    return MODELS.build(ConfigDict(model_cfg)).eval()
-
-
-class _Inert:
-    """Stands in for objects a checkpoint pickles besides its weights (mmengine's history buffers)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-
-def _inert_call(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def _safe_globals() -> list[Any]:
-    """What ``torch.load(weights_only=True)`` may rebuild besides tensors: numpy values, and inert stand-ins.
-
-    mmengine's training checkpoints hold ``HistoryBuffer`` objects whose pickles call ``builtins.getattr``;
-    allowing the real ``getattr`` would let a file reach any attribute, so both names are bound to inert
-    stand-ins instead (the weights do not need them).
-    """
-    import importlib
-
-    try:
-        multiarray = importlib.import_module("numpy._core.multiarray")
-    except ImportError:  # numpy 1.x
-        multiarray = importlib.import_module("numpy.core.multiarray")
-    dtypes = {type(np.dtype(name)) for name in ("float64", "float32", "float16", "int64", "int32", "bool", "uint8")}
-    numpy_names = [(getattr(multiarray, name), f"{module}.multiarray.{name}")
-                   for name in ("_reconstruct", "scalar") for module in ("numpy._core", "numpy.core")]  # fmt: skip
-    return [np.ndarray, np.dtype, *sorted(dtypes, key=str), *numpy_names,
-            (_Inert, "mmengine.logging.history_buffer.HistoryBuffer"), (_inert_call, "builtins.getattr")]  # fmt: skip
-
-
-def load_weights(model: Any, checkpoint: Path) -> None:
-    """Load a checkpoint's ``state_dict`` into ``model``, strictly.
-
-    The file is read with ``weights_only=True``: tensors, plain containers and numpy values are rebuilt,
-    mmengine's history buffers become inert placeholders (see :func:`_safe_globals`), and a file that holds
-    any other object is refused, so loading never runs code from it.
-
-    Raises:
-        VisualizeError: Missing or unreadable file; weights that do not fit the model (names a few keys).
-    """
-    import torch
-
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise VisualizeError(f"{checkpoint}: checkpoint file not found")
-    try:
-        with torch.serialization.safe_globals(_safe_globals()):
-            data = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "not a plain checkpoint"
-        raise VisualizeError(f"{checkpoint}: not a readable weights-only checkpoint ({exc})".splitlines()[0]) from None
-    state = data.get("state_dict", data) if isinstance(data, dict) else None
-    if not isinstance(state, dict):
-        raise VisualizeError(f"{checkpoint}: expected a dict of weights or a 'state_dict' entry")
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        parts = [f"{len(missing)} missing ({', '.join(missing[:3])})" if missing else "",
-                 f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})" if unexpected else ""]  # fmt: skip
-        raise VisualizeError(f"{checkpoint}: weights do not fit the config: " + "; ".join(p for p in parts if p))
-
-
 def p2_features(model: Any, rgb: np.ndarray, alphas: Sequence[float]) -> tuple[dict[str, FeatureMap], list[FeatureMap]]:
     """Run the backbone and the neck's lateral convs; C2, F2 per alpha, and C2 after HFP / HFP + SDP.
 
@@ -319,7 +220,7 @@ def render_frequencies(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     config: str | None = None,
     checkpoint: Path | None = None,
-    neck: str = "hsfpn",
+    neck: str | None = None,
     max_side: int = 800,
 ) -> FrequencyResult:
     """Write Figure 8 (F2 per alpha) and, with an HS-FPN checkpoint, the P2 feature figure.
@@ -330,7 +231,8 @@ def render_frequencies(
         alphas: HFP cutoffs, each in [0, 1].
         config: Row id or config file (with ``checkpoint``). Defaults to the image's own high-pass.
         checkpoint: The weights of ``config``.
-        neck: Neck variant for a row id. Defaults to ``hsfpn``.
+        neck: A neck variant of :data:`pipelines.detectors.VARIANTS`; None: ``hsfpn`` for a row id, a config
+            file's own neck.
         max_side: Longer image side fed (larger images are shrunk). Defaults to 800.
 
     Returns:
@@ -356,8 +258,11 @@ def render_frequencies(
                   "maps": [m.numbers() for m in [gray, *maps]]}  # fmt: skip
         write_json(numbers, record, indent=2)
         return FrequencyResult((figure,), (numbers,), "image")
-    model = build_model(config, neck)
-    load_weights(model, Path(checkpoint))
+    from ..detectors import VARIANTS
+    from ..models import load_model, resolve_config
+
+    resolved = resolve_config(config, neck, necks=tuple(VARIANTS), error=VisualizeError)
+    model = load_model(resolved, Path(checkpoint), error=VisualizeError).model
     p2, responses = p2_features(model, rgb, alphas)
     what = f"{Path(checkpoint).name} ({config})"
     figures = [save_png(render_maps(rgb, responses, "High-frequency response F2 for each alpha (paper Fig. 8)",

@@ -29,20 +29,19 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dotamini10.io import write_json
+from dotamini10.io import ProgressFn, write_json
 
 from . import VisualizeError
 from .figure import new_figure, read_rgb, save_png, to_gray, write_csv
 from .image_dct import zero_low_corner
 
-ProgressFn = Callable[[int, int], None]
 
 #: Figure 1's filtering ranges plus one more step: no filter, DCT[0, 0], DCT[:10, :10], [:50, :50], [:100, :100].
 DEFAULT_RANGES: tuple[int, ...] = (0, 1, 10, 50, 100)

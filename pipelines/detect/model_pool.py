@@ -31,7 +31,7 @@ import numpy as np
 
 from dotamini10.processes import die_with_parent
 
-from .errors import PipelineError
+from ..errors import PipelineError
 
 # One window's raw detections in window pixels: boxes (K, 4) float32, scores (K,) float32, labels (K,) int64.
 WindowDetections = tuple[np.ndarray, np.ndarray, np.ndarray]
