@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass
 
 from .classes import AUGMENT_CLASSES, DOTAMINI10_CLASSES, check_class_list
 from .errors import DatasetError
-from .png import PNG_LEVELS
-from .scale import INTERPOLATIONS, check_scale_options
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,10 @@ class BuildOptions:
         Raises:
             DatasetError: Naming the first invalid option and its value.
         """
+        # Imported here: the command line reads the defaults above without loading numpy.
+        from .png import PNG_LEVELS
+        from .scale import INTERPOLATIONS, check_scale_options
+
         check_class_list(self.classes, name="classes")
         check_class_list(self.aug_classes, name="aug_classes")
         check_scale_options(self.scale_mode, self.scales, self.scale_range)

@@ -14,7 +14,6 @@ from dotamini10.merge import MergeOptions
 from dotamini10.scale import INTERPOLATIONS
 
 from ..errors import PipelineError
-from .model_pool import default_workers
 
 MAX_SIDE = 20_000
 PREVIEW_SIDE = 2048
@@ -86,6 +85,8 @@ class DetectOptions:
     @property
     def model_workers(self) -> int:
         """The model processes this run uses."""
+        from .model_pool import default_workers
+
         return default_workers(self.device) if self.workers is None else self.workers
 
     def to_json(self) -> dict[str, Any]:
