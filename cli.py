@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from pipelines.commands import aitod as aitod_commands
 from pipelines.commands.common import VersionOption, domain_errors, progress_bar, version_report  # noqa: F401
 
 data_app = typer.Typer(
@@ -1028,6 +1029,9 @@ def analyze_scr_command(
     typer.echo(result.verdict.describe(result.curves))
     for path in (result.figure, result.scr_csv, result.objects_csv, result.summary_json):
         typer.echo(f"wrote {path}")
+
+
+data_app.add_typer(aitod_commands.app)
 
 
 def data_main() -> None:
