@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from pipelines.commands import aitod as aitod_commands
+from pipelines.commands import slicing as slicing_commands
 from pipelines.commands.common import VersionOption, domain_errors, progress_bar, version_report  # noqa: F401
 
 data_app = typer.Typer(
@@ -1032,6 +1033,7 @@ def analyze_scr_command(
 
 
 data_app.add_typer(aitod_commands.app)
+data_app.add_typer(slicing_commands.app)
 
 
 def data_main() -> None:
