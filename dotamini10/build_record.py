@@ -28,8 +28,31 @@ BUILD_JSON = "build.json"
 _OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(BuildOptions))
 
 
+class JsonRecord:
+    """A frozen dataclass kept as one JSON document ``FILE``: its fields in order, one-space indent."""
+
+    FILE = BUILD_JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, fields in declaration order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def write(self, folder: Path) -> None:
+        """Write ``folder/FILE`` atomically (deterministic JSON)."""
+        write_json(Path(folder) / self.FILE, self.to_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, path: Path) -> Any:
+        """The record in ``data`` (the parsed file at ``path``); missing fields keep their defaults.
+
+        Raises:
+            DatasetError: A field holds the wrong JSON type.
+        """
+        return cls(**typed_fields(cls, data, path))
+
+
 @dataclass(frozen=True)
-class BuildRecord:
+class BuildRecord(JsonRecord):
     """The record of a DOTAmini10 build (``build-dotamini10``).
 
     Attributes:
@@ -73,23 +96,6 @@ class BuildRecord:
     def annotation_files(self) -> None:
         """None: the statistics read every ``annotations/{split}.json``."""
         return None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document, in the key order every build has written."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def write(self, out_dir: Path) -> None:
-        """Write ``out_dir/build.json`` atomically (deterministic JSON, one-space indent)."""
-        write_json(Path(out_dir) / BUILD_JSON, self.to_dict(), indent=1)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, path: Path) -> BuildRecord:
-        """The record in ``data`` (a parsed ``build.json``); missing fields are None.
-
-        Raises:
-            DatasetError: A field holds the wrong JSON type.
-        """
-        return cls(**typed_fields(cls, data, path))
 
 
 #: What :func:`read_build_record` returns: one record type per builder.

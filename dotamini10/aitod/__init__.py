@@ -6,7 +6,6 @@ Modules, in the order the build uses them:
     official  The official windowing rule (wwtool's ``split_image``) and the pixels of one window.
     inputs    Where the tifs, the AI-TOD_wo_xview images and the annotation jsons are.
     tasks     What a worker does: cut one tif's windows, copy a batch of AI-TOD_wo_xview images.
-    state     Resume records of finished tasks (``out/.work``).
     verify    The jsons against the output: every image present at its size, every box inside it.
     record    ``build.json`` of an AI-TOD build and AI-TOD's published figures.
     build     The orchestrator.

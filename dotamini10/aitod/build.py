@@ -10,7 +10,8 @@ Output layout under ``out_dir`` (what ``hsfpn-repro table1/2/3 --data-root`` rea
   figures, the verification, every checksum).
 
 The build is complete when every image every json names is present at the json's size and every box lies inside
-its image; ``.work`` (the resume records) is then removed, and otherwise kept for ``--resume``.
+its image; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then removed, and otherwise kept for
+``--resume``, which runs again only the tasks that did not finish or met a problem.
 """
 
 from __future__ import annotations
@@ -18,28 +19,27 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError
-from ..io import atomic_write_text, folder_lock, jsonl_text
+from ..io import atomic_write_text, folder_lock, jsonl_text, remove_temporaries
 from ..png import PNG_LEVELS
 from ..pool import start_pool
 from ..problems import Problem
 from ..resume import prepare_fresh
-from ..schedule import BROKEN_POOL
+from ..task_run import TaskRun, WorkFolder
 from ..write import sha256_bytes
 from .inputs import AitodInputs
 from .lists import SPLITS, XviewWindow, read_lists
 from .official import COLOR_MODES, GAP, SUBSIZE
 from .record import AITOD_REFERENCE, AitodRecord
-from .state import WORK_DIR, AitodState
 from .tasks import TIMING_KEYS, CopyTask, CutTask, CutWindow, TaskResult, copy_file, run_copy, run_cut
 from .verify import SplitCheck, verify_json
 
+WORK_DIR = ".work"
 OUTPUT_ENTRIES: tuple[str, ...] = ("images", "annotations", "problems.jsonl", "build.json", WORK_DIR)
 ProgressCallback = Callable[[int, int], None]
 
@@ -236,31 +236,34 @@ def _build(out_dir: Path, inputs: AitodInputs, options: AitodOptions, workers: i
     lists, list_problems = read_lists(inputs.lists_dir)
     problems += list_problems
     plan = plan_tasks(inputs, lists, out_dir, options)
-    state = AitodState(out_dir)
+    folder = WorkFolder(out_dir / WORK_DIR, what="build")
     source = {"xview": str(inputs.tif_dir), "aitod": str(inputs.aitod_root), "lists": str(inputs.lists_dir)}
-    state.check_fingerprint({"options": options.to_dict(), "source": source, "inputs": _input_stats(inputs)},
-                            resume=resume)
+    folder.check_fingerprint({"options": options.to_dict(), "source": source, "inputs": _input_stats(inputs)},
+                             resume=resume)
+    remove_temporaries(out_dir / "images")  # what a killed run was writing never reached its final name
     for split in SPLITS:
         (out_dir / "images" / split).mkdir(parents=True, exist_ok=True)
-    run = _TaskRun(state, resume, progress, plan.images)
-    run.run([*plan.cuts, *plan.copies], pool.result() if pool is not None else None)
-    problems += [Problem(file, 0, reason, detail) for r in run.results for file, reason, detail in r.problems]
+    run = TaskRun(folder, resume=resume, progress=progress, total=plan.images, timing_keys=TIMING_KEYS)
+    tasks = [*plan.cuts, *plan.copies]
+    run.run(tasks, _run_task, pool.result() if pool is not None else None, load=_unless_problems, amount=_images_of)
+    results = [run.results[task.key] for task in tasks]
+    problems += [Problem(file, 0, reason, detail) for r in results for file, reason, detail in r.problems]
 
     t0 = time.perf_counter()
-    checksums = _Checksums(run.results)
+    checksums = _Checksums(results)
     checks = _annotations_and_checks(inputs, out_dir, plan.provided, checksums, problems)
     summary = AitodSummary(
         out_dir, complete=bool(checks) and all(c.complete for c in checks), checks=checks,
         totals=_totals(checks), problems=_counts(problems),
-        windows_written=sum(len(r.files) for r in run.results if r.key.startswith("cut_")),
-        images_copied=sum(len(r.files) for r in run.results if r.key.startswith("copy_")),
+        windows_written=sum(len(r.files) for r in results if r.key.startswith("cut_")),
+        images_copied=sum(len(r.files) for r in results if r.key.startswith("copy_")),
         resumed_tasks=run.resumed, timings={**run.timings, "verify": time.perf_counter() - t0},
         worker_peak_rss_mb=run.peak_rss_mb,
     )
     checksums.write(out_dir, "problems.jsonl", jsonl_text(p.to_dict() for p in sorted(problems)))
-    _record(summary, options, source, workers, lists, run.results, checksums).write(out_dir)
+    _record(summary, options, source, workers, lists, results, checksums).write(out_dir)
     if summary.complete:
-        state.clear()
+        folder.clear()
     return summary
 
 
@@ -271,72 +274,20 @@ def _input_stats(inputs: AitodInputs) -> list[list[object]]:
     return [[path.name, st.st_size, st.st_mtime_ns] for path in files if path.is_file() for st in [path.stat()]]
 
 
-class _TaskRun:
-    """Runs the tasks here or on the pool, skipping those a previous run finished, and records each result."""
-
-    def __init__(self, state: AitodState, resume: bool, progress: ProgressCallback | None, total: int) -> None:
-        self.state = state
-        self.resume = resume
-        self.progress = progress
-        self.total = total
-        self.done = 0
-        self.resumed = 0
-        self.results: list[TaskResult] = []
-        self.timings = dict.fromkeys(TIMING_KEYS, 0.0)
-        self.peak_rss_mb = 0.0
-
-    def run(self, tasks: list[CutTask | CopyTask], pool: ProcessPoolExecutor | None) -> None:
-        pending = []
-        for task in tasks:
-            finished = self.state.finished(task.key) if self.resume else None
-            if finished is None:
-                pending.append(task)
-            else:
-                self.resumed += 1
-                self._add(task, finished, fresh=False)
-        self._report()
-        if pool is None:
-            for task in pending:
-                self._add(task, _runner(task)(task), fresh=True)
-            return
-        futures = {pool.submit(_runner(task), task): task for task in pending}
-        try:
-            for future in as_completed(futures):
-                self._add(futures[future], _outcome(future), fresh=True)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-    def _add(self, task: CutTask | CopyTask, result: TaskResult, *, fresh: bool) -> None:
-        if fresh:
-            self.state.save(result)
-            for key, seconds in result.timings.items():
-                self.timings[key] += seconds
-            self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
-        self.results.append(result)
-        self.done += _images_of(task)
-        self._report()
-
-    def _report(self) -> None:
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-
-
-def _runner(task: CutTask | CopyTask) -> Callable[[Any], TaskResult]:
-    return run_cut if isinstance(task, CutTask) else run_copy
-
-
-def _images_of(task: CutTask | CopyTask) -> int:
+def _images_of(task: CutTask | CopyTask, result: TaskResult) -> int:
+    """Output images a task accounts for in the progress bar."""
     return sum(len(w.splits) for w in task.windows) if isinstance(task, CutTask) else len(task.names)
 
 
-def _outcome(future: Future) -> TaskResult:
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise DatasetError(BROKEN_POOL) from None
-    except OSError as exc:
-        raise DatasetError(f"writing outputs failed: {exc}") from None
+def _run_task(task: CutTask | CopyTask) -> TaskResult:
+    """The worker's entry point: a cut or a copy."""
+    return run_cut(task) if isinstance(task, CutTask) else run_copy(task)
+
+
+def _unless_problems(data: dict[str, Any]) -> TaskResult | None:
+    """A finished task's result; None for one that met a problem, which a resumed build runs again."""
+    result = TaskResult.from_dict(data)
+    return None if result.problems else result
 
 
 class _Checksums:

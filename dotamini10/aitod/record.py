@@ -6,14 +6,11 @@ DOTAmini10 record by its ``"dataset": "aitod"``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..build_record import BUILD_JSON, typed_fields
-from ..io import write_json
+from ..build_record import JsonRecord
 from ..reference import Reference
 
 #: AI-TOD v1 as published (Wang et al., "Tiny Object Detection in Aerial Images", ICPR 2020, and the AI-TOD
@@ -36,7 +33,7 @@ AITOD_LICENCE = (
 
 
 @dataclass(frozen=True)
-class AitodRecord:
+class AitodRecord(JsonRecord):
     """The record of an AI-TOD build (``build-aitod``).
 
     Attributes:
@@ -81,20 +78,3 @@ class AitodRecord:
     def annotation_files(self) -> dict[str, str] | None:
         """Split -> annotation json (relative to the dataset root), as the build wrote them."""
         return dict(self.annotations) if self.annotations else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def write(self, out_dir: Path) -> None:
-        """Write ``out_dir/build.json`` atomically."""
-        write_json(Path(out_dir) / BUILD_JSON, self.to_dict(), indent=1)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, path: Path) -> AitodRecord:
-        """The record in ``data`` (a parsed ``build.json``); missing fields keep their defaults.
-
-        Raises:
-            DatasetError: A field holds the wrong JSON type.
-        """
-        return cls(**typed_fields(cls, data, path))

@@ -16,12 +16,10 @@ into one folder form the layout ``hsfpn-repro train`` reads (``annotations/{spli
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from ..io import atomic_write_text, folder_lock, json_text, jsonl_text, read_json_if_valid, write_json
+from ..io import atomic_write_text, folder_lock, json_text, jsonl_text, remove_temporaries
 from ..png import PNG_LEVELS
 from ..pool import start_pool
 from ..problems import Problem
 from ..resume import prepare_fresh
 from ..scale import INTERPOLATIONS, scaled_size
-from ..schedule import BROKEN_POOL
 from ..split import get_windows
+from ..task_run import TaskRun, WorkFolder
 from ..write import sha256_bytes, sha256_file
 from .record import SliceRecord
 from .source import SliceSource, SourceImage, read_coco_source
@@ -216,11 +214,15 @@ def _slice(source: SliceSource, out_dir: Path, meta: _Meta, options: SliceOption
                              options.pad_value, options.interpolation, options.png_compression, options.decimals,
                              options.drop_empty)
     tasks, missing = _plan(source, options, settings, problems)
-    _check_fingerprint(meta, fingerprint, resume)
+    folder = WorkFolder(meta.work, what=f"slice of {meta.split}")
+    folder.check_fingerprint(fingerprint, resume=resume)
+    remove_temporaries(out_dir / "images" / meta.split)  # what a killed run was writing never got its name
     (out_dir / "images" / meta.split).mkdir(parents=True, exist_ok=True)
-    run = _Run(meta, resume, progress, sum(_windows(t) for t in tasks))
-    run.run(tasks, pool.result() if pool is not None else None)
-    results = {r.key: r for r in run.results}
+    run = TaskRun(folder, resume=resume, progress=progress, total=sum(_windows(t) for t in tasks),
+                  timing_keys=TIMING_KEYS)
+    run.run(tasks, run_slice, pool.result() if pool is not None else None, load=SliceResult.from_dict,
+            amount=_windows_done)
+    results = run.results
     for task in tasks:
         for reason, detail in results[task.key].problems:
             problems.append(Problem(str(task.path), 0, reason, detail))
@@ -230,7 +232,7 @@ def _slice(source: SliceSource, out_dir: Path, meta: _Meta, options: SliceOption
         source={"ann": fingerprint["ann"], "ann_sha256": fingerprint["ann_sha256"], "images": fingerprint["images"]},
         runtime={"workers": workers}, counts=counts, problems=_reason_counts(problems), outputs=outputs,
     ).write(meta.folder)
-    shutil.rmtree(meta.work, ignore_errors=True)
+    folder.clear()
     return SliceSummary(out_dir, meta.split, counts, _reason_counts(problems), resumed_images=run.resumed,
                         timings=run.timings, worker_peak_rss_mb=run.peak_rss_mb)
 
@@ -258,73 +260,8 @@ def _windows(task: SliceTask) -> int:
                for f in task.factors)
 
 
-def _check_fingerprint(meta: _Meta, fingerprint: dict[str, Any], resume: bool) -> None:
-    path = meta.work / "state.json"
-    recorded = read_json_if_valid(path) if resume else None
-    if recorded is not None and recorded != fingerprint:
-        raise DatasetError(f"--resume: the unfinished slice of {meta.split} used other options or another json; "
-                           "use --overwrite to start again")
-    write_json(path, fingerprint)
-
-
-class _Run:
-    """Runs the tasks here or on the pool, skipping those a previous run finished, recording each result."""
-
-    def __init__(self, meta: _Meta, resume: bool, progress: ProgressCallback | None, total: int) -> None:
-        self.records = meta.work / "records"
-        self.resume = resume
-        self.progress = progress
-        self.total = total
-        self.done = 0
-        self.resumed = 0
-        self.results: list[SliceResult] = []
-        self.timings = dict.fromkeys(TIMING_KEYS, 0.0)
-        self.peak_rss_mb = 0.0
-
-    def run(self, tasks: list[SliceTask], pool: ProcessPoolExecutor | None) -> None:
-        pending = []
-        for task in tasks:
-            data = read_json_if_valid(self.records / f"{task.key}.json") if self.resume else None
-            if isinstance(data, dict):
-                self.resumed += 1
-                self._add(SliceResult.from_dict(data), fresh=False)
-            else:
-                pending.append(task)
-        self._report()
-        if pool is None:
-            for task in pending:
-                self._add(run_slice(task), fresh=True)
-            return
-        futures = [pool.submit(run_slice, task) for task in pending]
-        try:
-            for future in as_completed(futures):
-                self._add(_outcome(future), fresh=True)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-    def _add(self, result: SliceResult, *, fresh: bool) -> None:
-        if fresh:
-            write_json(self.records / f"{result.key}.json", result.to_dict())
-            for key, seconds in result.timings.items():
-                self.timings[key] += seconds
-            self.peak_rss_mb = max(self.peak_rss_mb, result.peak_rss_mb)
-        self.results.append(result)
-        self.done += result.windows_total
-        self._report()
-
-    def _report(self) -> None:
-        if self.progress is not None:
-            self.progress(self.done, self.total)
-
-
-def _outcome(future: Future) -> SliceResult:
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        raise DatasetError(BROKEN_POOL) from None
-    except OSError as exc:
-        raise DatasetError(f"writing outputs failed: {exc}") from None
+def _windows_done(task: SliceTask, result: SliceResult) -> int:
+    return result.windows_total
 
 
 def _assemble(source: SliceSource, tasks: list[SliceTask], results: dict[str, SliceResult], missing: dict[int, str],

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..build_record import typed_fields
+from ..build_record import JsonRecord
 from ..errors import DatasetError
-from ..io import read_json_if_valid, write_json
+from ..io import read_json_if_valid
 
 SLICE_JSON = "slice.json"
 
 
 @dataclass(frozen=True)
-class SliceRecord:
+class SliceRecord(JsonRecord):
     """What a slice did.
 
     Attributes:
@@ -30,6 +29,8 @@ class SliceRecord:
         outputs: sha256 of every output file of the split, by path relative to the output root.
     """
 
+    FILE = SLICE_JSON
+
     tool: str = "hsfpn-data slice"
     toolkit_version: str | None = None
     options: Mapping[str, Any] | None = None
@@ -39,11 +40,6 @@ class SliceRecord:
     problems: Mapping[str, int] | None = None
     outputs: Mapping[str, str] | None = None
 
-    def write(self, folder: Path) -> None:
-        """Write ``folder/slice.json`` atomically."""
-        write_json(Path(folder) / SLICE_JSON, {f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                   indent=1)
-
     @classmethod
     def read(cls, folder: Path) -> SliceRecord | None:
         """The record in ``folder``, or None when it has none (or a damaged one: the slice then runs again)."""
@@ -52,6 +48,6 @@ class SliceRecord:
         if not isinstance(data, dict):
             return None
         try:
-            return cls(**typed_fields(cls, data, path))
+            return cls.from_dict(data, path=path)
         except DatasetError:
             return None
