@@ -324,6 +324,16 @@ def test_cli_help():
         assert option in result.output
 
 
+def test_cli_synthetic_source_builds(tmp_path):
+    made = CliRunner().invoke(data_app, ["synthetic-aitod", "--out", str(tmp_path / "src"), "--seed", "2"])
+    assert made.exit_code == 0, made.output
+    assert "xview/train_images/12.tif: 1,300 x 1,000 px" in made.output
+    built = CliRunner().invoke(data_app, ["build-aitod", "--xview", str(tmp_path / "src" / "xview"), "--aitod",
+                                          str(tmp_path / "src" / "aitod"), "--lists", str(tmp_path / "src" / "lists"),
+                                          "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"])
+    assert built.exit_code == 0, built.output
+
+
 def test_write_tif_roundtrip(tmp_path):
     rgb = np.arange(30 * 20 * 3, dtype=np.uint8).reshape(20, 30, 3)
     write_tif(tmp_path / "a.tif", rgb, lzw=True)

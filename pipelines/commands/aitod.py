@@ -83,3 +83,24 @@ def build_aitod_command(
     if not summary.complete:
         typer.secho(f"incomplete: {summary.failure_line()}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
+
+
+@app.command(
+    "synthetic-aitod",
+    epilog="Examples:\n\n  hsfpn-data synthetic-aitod --out runs/aitod_source\n\n"
+           "  hsfpn-data build-aitod --xview runs/aitod_source/xview --aitod runs/aitod_source/aitod "
+           "--lists runs/aitod_source/lists --out runs/AI-TOD",
+)
+def synthetic_aitod_command(
+    *,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write xview/, aitod/ and lists/ into.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every pixel and box.")] = 0,
+) -> None:
+    """Write a small synthetic AI-TOD source (xView-like tifs, lists, AI-TOD_wo_xview, jsons) to try build-aitod."""
+    from dotamini10.aitod.synthetic import write_synthetic_aitod
+
+    source = write_synthetic_aitod(out, seed=seed)
+    for xview_id, pixels in source.rgb.items():
+        typer.echo(f"xview/train_images/{xview_id}.tif: {pixels.shape[1]:,} x {pixels.shape[0]:,} px")
+    typer.echo(f"wrote {out}: build it with hsfpn-data build-aitod --xview {source.xview} --aitod {source.aitod} "
+               f"--lists {source.lists} --out DIR")
