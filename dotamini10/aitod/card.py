@@ -99,7 +99,7 @@ def _verification(record: AitodRecord) -> list[str]:
     if not rows:
         return ["## Verification", "", "Not recorded.", ""]
     return ["## Verification", "", "Every image each json names, looked up in `images/{split}/` with its header "
-            "size, and every annotation box against its image:", ""] + markdown_table(header, rows) + [""]
+            "size, and every annotation box against its image:", ""] + markdown_table(header, rows, "ll" + "r" * 7) + [""]
 
 
 def _totals(stats: DatasetStats, record: AitodRecord) -> list[str]:
