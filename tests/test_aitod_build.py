@@ -363,3 +363,18 @@ def test_commands_load_no_torch(source, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded: []"
     assert (out / "stats" / "AI-TOD.md").is_file()
+
+
+def test_each_tif_is_decoded_once(source, tmp_path, monkeypatch):
+    decoded = []
+    real = cv2.imdecode
+
+    def counting(buf, flags):
+        decoded.append(len(buf))
+        return real(buf, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", counting)
+    summary = build_aitod(tmp_path / "out", xview=source.xview, aitod=source.aitod, lists=source.lists, workers=1)
+    assert summary.complete and summary.windows_written == 20
+    sizes = sorted((source.xview / "train_images" / f"{xview_id}.tif").stat().st_size for xview_id, *_ in DEFAULT_TIFS)
+    assert sorted(decoded) == sizes  # one decode per tif for all of its windows, in every split
