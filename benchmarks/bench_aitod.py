@@ -12,7 +12,7 @@ process (imports excluded), runs interleaved and the fastest of ``--repeat`` kep
   the same work run in ``workers`` forked processes, one tif at a time each (what the machine offers now).
 
 Usage:
-    python benchmarks/bench_aitod.py [--workers 2] [--tifs 6] [--size 3000] [--repeat 3] [--keep DIR]
+    python benchmarks/bench_aitod.py [--workers 2] [--tifs 10] [--size 3000] [--repeat 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run_child(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--tifs", type=int, default=6)
+    parser.add_argument("--tifs", type=int, default=10)
     parser.add_argument("--size", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3, help="Interleaved runs per figure; the fastest counts.")
     parser.add_argument("--keep", type=Path, default=None, help="Reuse/keep the generated source in this folder.")
