@@ -171,8 +171,8 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> None:
         print(f"{label:<12}{r['windows']:>8}{r['seconds']:>9.2f}{r['windows'] / r['seconds']:>11.1f}"
               f"{r['seconds'] / bound['seconds']:>9.2f}{rss:>24}")
     print(f"build x{n}: {build['seconds'] / bound['seconds']:.2f}x the decode + encode bound's time (target <= 1.3); "
-          f"{build['seconds'] / bound['measured_seconds']:.2f}x the same work measured in {n} real processes "
-          f"({bound['measured_seconds']:.2f} s)")
+          f"{build['seconds'] / bound['measured_seconds']:.2f}x read + decode + encode + write measured in {n} real "
+          f"processes ({bound['measured_seconds']:.2f} s: what the machine offered {n} processes in this run)")
     with_writes = (bound["decode"] + bound["encode"] + bound["write"]) / n
     print(f"build x{n}: {build['seconds'] / with_writes:.2f}x the bound with the output files written too "
           f"(read + decode + encode + write, {with_writes:.2f} s)")
