@@ -343,23 +343,14 @@ def test_write_tif_roundtrip(tmp_path):
 
 def test_commands_load_no_torch(source, tmp_path):
     # build-aitod (two workers forked from the command) and stats on its output, with torch and OpenMMLab refused.
-    from test_imports import OPENMMLAB, run_refusing
+    from no_torch import run_data_commands
 
     out = tmp_path / "AI-TOD"
-    code = f"""
-    import cli
-    def run(*args):
-        sys.argv = ["hsfpn-data", *args]
-        try:
-            cli.data_main()
-        except SystemExit as exc:
-            assert not exc.code, (args, exc.code)
-    run("build-aitod", "--xview", {str(source.xview)!r}, "--aitod", {str(source.aitod)!r}, "--lists",
-        {str(source.lists)!r}, "--out", {str(out)!r}, "--workers", "2", "--quiet")
-    run("stats", {str(out)!r})
-    print("loaded:", sorted(m for m in sys.modules if m.partition(".")[0] in {{"torch", "mmcv", "mmdet", "mmengine"}}))
-    """
-    result = run_refusing(("torch", *OPENMMLAB), code)
+    result = run_data_commands(
+        ["build-aitod", "--xview", str(source.xview), "--aitod", str(source.aitod), "--lists", str(source.lists),
+         "--out", str(out), "--workers", "2", "--quiet"],
+        ["stats", str(out)],
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded: []"
     assert (out / "stats" / "AI-TOD.md").is_file()

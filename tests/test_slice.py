@@ -258,7 +258,7 @@ def test_cli(scene, tmp_path):
 
 def test_commands_load_no_torch(scene, tmp_path):
     # slice (two workers forked from the command) and convert visdrone, with torch and OpenMMLab refused.
-    from test_imports import OPENMMLAB, run_refusing
+    from no_torch import run_data_commands
 
     ann_path, images, _ = scene
     visdrone = tmp_path / "vd"
@@ -266,20 +266,11 @@ def test_commands_load_no_torch(scene, tmp_path):
     (visdrone / "annotations").mkdir()
     assert cv2.imwrite(str(visdrone / "images" / "a.jpg"), np.zeros((40, 60, 3), np.uint8))
     (visdrone / "annotations" / "a.txt").write_text("1,2,10,10,1,4,0,0\n", encoding="utf-8")
-    code = f"""
-    import cli
-    def run(*args):
-        sys.argv = ["hsfpn-data", *args]
-        try:
-            cli.data_main()
-        except SystemExit as exc:
-            assert not exc.code, (args, exc.code)
-    run("slice", "--ann", {str(ann_path)!r}, "--images", {str(images)!r}, "--out", {str(tmp_path / "out")!r},
-        "--window", "128", "--stride", "96", "--workers", "2", "--quiet")
-    run("convert", "visdrone", "--root", {str(visdrone)!r}, "--out", {str(tmp_path / "vd.json")!r})
-    print("loaded:", sorted(m for m in sys.modules if m.partition(".")[0] in {{"torch", "mmcv", "mmdet", "mmengine"}}))
-    """
-    result = run_refusing(("torch", *OPENMMLAB), code)
+    result = run_data_commands(
+        ["slice", "--ann", str(ann_path), "--images", str(images), "--out", str(tmp_path / "out"), "--window",
+         "128", "--stride", "96", "--workers", "2", "--quiet"],
+        ["convert", "visdrone", "--root", str(visdrone), "--out", str(tmp_path / "vd.json")],
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded: []"
     assert (tmp_path / "out" / "annotations" / "train.json").is_file() and (tmp_path / "vd.json").is_file()
