@@ -12,12 +12,12 @@ import sys
 
 import typer
 
-from pipelines.commands import convert, dataset, detect, detections, evaluate, tables, train, visualize
+from pipelines.commands import aitod, convert, dataset, detect, detections, evaluate, slicing, tables, train, visualize
 from pipelines.commands.common import VersionOption
 
 data_app = typer.Typer(
     name="hsfpn-data",
-    help="Build and describe the DOTAmini10 dataset of the HS-FPN paper.",
+    help="Build and describe the HS-FPN paper's datasets (DOTAmini10, AI-TOD) and slice any large-image COCO set.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,7 +33,7 @@ repro_app = typer.Typer(
 
 @data_app.callback()
 def _data_root(version: VersionOption = None) -> None:
-    """Build and describe the DOTAmini10 dataset of the HS-FPN paper."""
+    """Build and describe the HS-FPN paper's datasets (DOTAmini10, AI-TOD) and slice any large-image COCO set."""
 
 
 @repro_app.callback()
@@ -42,7 +42,7 @@ def _repro_root(version: VersionOption = None) -> None:
 
 
 # hsfpn-data, in the order of --help.
-for _group in (dataset, detections):
+for _group in (dataset, aitod, slicing, detections):
     data_app.add_typer(_group.app)
 # hsfpn-repro, in the order of --help.
 for _group in (convert, tables, evaluate, detect, train):

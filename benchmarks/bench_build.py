@@ -69,9 +69,9 @@ def make_scene(root: Path, size: int, n_objects: int, seed: int = 0) -> Path:
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not inherit the parent's peak)."""
-    from dotamini10.worker import _peak_rss_mb
+    from dotamini10.worker import peak_rss_mb as worker_peak
 
-    return _peak_rss_mb()
+    return worker_peak()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import atomic_write_text, json_text, jsonl_text, write_json
+from .build_record import BuildRecord
+from .io import atomic_write_text, json_text, jsonl_text
 from .options import BuildOptions
 from .problems import Problem, ProblemLog
 from .resume import ImageRecord
@@ -217,15 +218,14 @@ def _remove_strays(out_dir: Path, split: str, names: set[str]) -> None:
 def write_build_json(out_dir: Path, info: BuildInfo, counts: dict[str, dict[str, object]], problems: ProblemLog,
                      checksums: _Checksums) -> None:
     """``build.json``: recipe, source, runtime, counts, problem counts and every checksum (paths sorted)."""
-    build = {
-        "toolkit_version": info.version,
-        "seed": info.seed,
-        "options": info.options.to_dict(),
-        "source": info.source,
-        "runtime": {"workers": info.workers},
-        "counts": counts,
-        "problems": problems.counts(),
-        "inputs": dict(sorted(checksums.inputs.items())),
-        "outputs": dict(sorted(checksums.outputs.items())),
-    }
-    write_json(out_dir / "build.json", build, indent=1)
+    BuildRecord(
+        toolkit_version=info.version,
+        seed=info.seed,
+        options=info.options.to_dict(),
+        source=info.source,
+        runtime={"workers": info.workers},
+        counts=counts,
+        problems=problems.counts(),
+        inputs=dict(sorted(checksums.inputs.items())),
+        outputs=dict(sorted(checksums.outputs.items())),
+    ).write(out_dir)

@@ -48,6 +48,18 @@ DOTAMINI10_CLASSES: tuple[str, ...] = (
     "helicopter",
 )
 
+# AI-TOD's eight classes in its category id order (ids 1..8).
+AITOD_CLASSES: tuple[str, ...] = (
+    "airplane",
+    "bridge",
+    "storage-tank",
+    "ship",
+    "swimming-pool",
+    "vehicle",
+    "person",
+    "wind-mill",
+)
+
 # The rare classes the paper augments with HSV jitter and flips.
 AUGMENT_CLASSES: tuple[str, ...] = ("basketball-court", "baseball-diamond", "helicopter")
 

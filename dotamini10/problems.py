@@ -1,5 +1,8 @@
 """Problem records for bad input data: collected into ``problems.jsonl`` or, in strict mode, fatal at once.
 
+The one owner of the problems file: every builder (DOTAmini10, AI-TOD, the COCO slicer) records its problems
+here, each with a reason code from its table below.
+
 Notes:
     A problem names the file, the 1-based line (0 when it concerns the whole file) and a reason code from
     ``REASONS``. Problems never raise Python exceptions beyond ``StrictModeError`` (a ``DatasetError``), so the
@@ -29,6 +32,30 @@ REASONS: dict[str, str] = {
     "truncated_image": "image file ends before its data does",
 }
 
+# The AI-TOD build's reasons (``hsfpn-data build-aitod``).
+AITOD_REASONS: dict[str, str] = {
+    "missing_list": "an aitod_xview_{split}.txt list is not in --lists",
+    "unparsable_list": "a list of xView windows does not parse as a Python list of names",
+    "bad_list_entry": "a list entry is not an xView window name {id}__{x}_{y}.png",
+    "missing_tif": "a tif named in a list is not in --xview",
+    "unsupported_pixels": "a tif is not 3-channel 8-bit, which the official generation cannot cut either",
+    "window_outside_tif": "a listed window starts outside its tif",
+    "window_off_grid": "a listed window is not one the official rule cuts from this tif (a different tif?)",
+    "unparsable_json": "an annotation json does not parse as a COCO document",
+    "image_not_provided": "an annotation json names an image neither AI-TOD_wo_xview nor the xView lists provide",
+    "image_missing": "an image an annotation json names is not in the output",
+    "size_mismatch": "an image's size differs from the one its annotation json gives",
+    "box_outside_image": "an annotation box falls outside its image",
+}
+# The COCO slicer's reasons (``hsfpn-data slice``) beyond those above it shares (unreadable_image,
+# truncated_image, outside_image, unparsable_json, size_mismatch).
+SLICE_REASONS: dict[str, str] = {
+    "missing_image": "an image the annotation json names is not in --images",
+    "bad_annotation": "an annotation has no usable bbox (missing, not four numbers, negative size), category or image",
+    "degenerate_box": "a box has zero area; it is left out",
+}
+_KNOWN = {**REASONS, **AITOD_REASONS, **SLICE_REASONS}
+
 
 class StrictModeError(DatasetError):
     """Raised on the first problem when the build runs with ``--strict``."""
@@ -42,7 +69,7 @@ class Problem:
         file: Path of the offending file as given to the reader (the builder passes paths relative to the
             DOTA root).
         line: 1-based line number in a label file, 0 when the problem concerns the whole file.
-        reason: A key of ``REASONS``.
+        reason: A key of ``REASONS`` (DOTA sources), ``AITOD_REASONS`` or ``SLICE_REASONS``.
         detail: Human-readable specifics (the offending token, the image size, ...).
     """
 
@@ -52,7 +79,7 @@ class Problem:
     detail: str = ""
 
     def __post_init__(self) -> None:
-        if self.reason not in REASONS:
+        if self.reason not in _KNOWN:
             raise ValueError(f"reason: unknown problem reason {self.reason!r}")
 
     def message(self) -> str:

@@ -278,13 +278,18 @@ def _as_json(value: object) -> object:
     return json.loads(json_text(value))
 
 
-def prepare_fresh(out_dir: Path, *, overwrite: bool) -> None:
+def prepare_fresh(out_dir: Path, *, overwrite: bool, entries: tuple[str, ...] = OUTPUT_ENTRIES) -> None:
     """Make ``out_dir`` ready for a new build, deleting a previous one only with ``overwrite``.
+
+    Args:
+        out_dir: The output folder.
+        overwrite: Delete a previous build's outputs.
+        entries: Everything the build writes into ``out_dir``. Defaults to a DOTAmini10 build's.
 
     Raises:
         DatasetError: ``out_dir`` holds a build and ``overwrite`` is False.
     """
-    present = [name for name in OUTPUT_ENTRIES if (out_dir / name).exists()]
+    present = [name for name in entries if (out_dir / name).exists()]
     if present and not overwrite:
         raise DatasetError(
             f"--out: {out_dir} already holds a build ({', '.join(present)}); "

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .build_record import AnyRecord, read_build_record
 from .errors import DatasetError
-from .paper import PAPER_IMAGES, PAPER_INSTANCES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
 from .io import atomic_write_bytes, json_text, read_json
+from .reference import DOTAMINI10_REFERENCE, Reference
 
 # (name, upper limit of s = sqrt(area) in px, inclusive); the last bucket has no upper limit.
 SIZE_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -71,6 +72,8 @@ class SplitStats:
         difficult: Annotations flagged ``difficult``.
         truncated: Annotations flagged ``truncated``.
         scales: Distinct ``scale`` values of the image entries with their image counts, sorted by value.
+        ignored: Ignore areas (``iscrowd`` or ``ignore`` set): counted here only, in no other figure.
+        size_sum: Sum of s = sqrt(area) over the instances (for the mean size).
     """
 
     split: str
@@ -86,6 +89,8 @@ class SplitStats:
     difficult: int = 0
     truncated: int = 0
     scales: dict[float, int] = field(default_factory=dict)
+    ignored: int = 0
+    size_sum: float = 0.0
 
     @property
     def total_instances(self) -> int:
@@ -97,6 +102,12 @@ class SplitStats:
         total = self.total_instances
         return self.below[limit] / total if total else None
 
+    @property
+    def mean_size(self) -> float | None:
+        """Mean s = sqrt(area) of the instances in px; ``None`` for a split without annotations."""
+        total = self.total_instances
+        return self.size_sum / total if total else None
+
 
 @dataclass
 class DatasetStats:
@@ -106,17 +117,19 @@ class DatasetStats:
         dataset_dir: The dataset root.
         classes: Category names in category id order (union over the splits).
         splits: Per-split statistics, ``train`` then ``val`` then any other split in name order.
-        overall: All splits together (split name ``"all"``).
-        build: Contents of ``build.json``, or ``None`` when the dataset has none.
+        overall: The whole dataset (split name ``"all"``): every split, or the record's ``whole`` splits.
+        record: The typed ``build.json``, or ``None`` when the dataset has none.
         annotation_files: The annotation files read, relative to ``dataset_dir``.
+        reference: The published figures shown beside ours (DOTAmini10's paper unless the record says otherwise).
     """
 
     dataset_dir: Path
     classes: tuple[str, ...]
     splits: dict[str, SplitStats]
     overall: SplitStats
-    build: dict[str, Any] | None
+    record: AnyRecord | None
     annotation_files: tuple[str, ...]
+    reference: Reference = DOTAMINI10_REFERENCE
 
 
 def size_bucket(area: float) -> str:
@@ -228,8 +241,12 @@ def _count_split(
     stats.scales = dict(sorted(stats.scales.items()))
     class_images: dict[str, set[Any]] = {c: set() for c in classes}
     for ann in annotations:
+        if ann.get("iscrowd") or ann.get("ignore"):
+            stats.ignored += 1  # an area to ignore, not an object
+            continue
         category = categories[ann["category_id"]]
         area = float(ann["area"])
+        stats.size_sum += math.sqrt(area)
         stats.instances[category] += 1
         class_images[category].add(ann["image_id"])
         if ann["image_id"] in augmented:
@@ -242,7 +259,8 @@ def _count_split(
         stats.difficult += int(bool(ann.get("difficult", 0)))
         stats.truncated += int(bool(ann.get("truncated", 0)))
     stats.images_per_class = {c: len(ids) for c, ids in class_images.items()}
-    stats.empty_images = len({img["id"] for img in images} - {ann["image_id"] for ann in annotations})
+    objects = {ann["image_id"] for ann in annotations if not (ann.get("iscrowd") or ann.get("ignore"))}
+    stats.empty_images = len({img["id"] for img in images} - objects)
     return stats
 
 
@@ -259,6 +277,8 @@ def _merge(parts: Sequence[SplitStats], classes: Sequence[str]) -> SplitStats:
         total.augmented_images += part.augmented_images
         total.difficult += part.difficult
         total.truncated += part.truncated
+        total.ignored += part.ignored
+        total.size_sum += part.size_sum
         for c in classes:
             total.instances[c] += part.instances[c]
             total.images_per_class[c] += part.images_per_class[c]
@@ -278,24 +298,24 @@ def compute_stats(dataset_dir: Path) -> DatasetStats:
     """Read a dataset root's COCO files and count everything the report shows.
 
     Args:
-        dataset_dir: Dataset root holding ``annotations/{split}.json`` (and optionally ``build.json``).
+        dataset_dir: Dataset root holding ``annotations/{split}.json`` (and optionally ``build.json``; an AI-TOD
+            build's record names its annotation files and their splits).
 
     Returns:
-        The statistics of every split and of all splits together.
+        The statistics of every split and of the whole dataset.
 
     Raises:
         DatasetError: When the annotations folder or files are missing or malformed, naming the file and entry
-            (an annotation with an unknown category or image, a missing or invalid ``area``, ...), or when two
-            splits give one category id different names.
+            (an annotation with an unknown category or image, a missing or invalid ``area``, ...), when two
+            splits give one category id different names, or when ``build.json`` is malformed.
     """
     dataset_dir = Path(dataset_dir)
     ann_dir = dataset_dir / "annotations"
     if not ann_dir.is_dir():
         raise DatasetError(f"{ann_dir}: annotations folder not found (is {dataset_dir} a built dataset?)")
-    files = sorted(ann_dir.glob("*.json"), key=lambda p: _split_order(p.stem))
-    if not files:
-        raise DatasetError(f"{ann_dir}: no COCO annotation files (*.json)")
-    read = {path.stem: (path, *_read_coco(path)) for path in files}
+    record = read_build_record(dataset_dir)
+    files = _annotation_files(dataset_dir, record)
+    read = {split: (path, *_read_coco(path)) for split, path in files.items()}
     # One category list for the report: the union by id, which must agree on names across the splits.
     id_to_name: dict[int, str] = {}
     for path, categories, _, _ in read.values():
@@ -311,20 +331,33 @@ def compute_stats(dataset_dir: Path) -> DatasetStats:
         name: _count_split(name, classes, categories, images, annotations)
         for name, (_, categories, images, annotations) in read.items()
     }
-    build_path = dataset_dir / "build.json"
-    build = None
-    if build_path.is_file():
-        build = read_json(build_path, what="build record", error=DatasetError)
-        if not isinstance(build, dict):
-            raise DatasetError(f"{build_path}: expected a JSON object")
+    reference = record.reference() if record is not None else DOTAMINI10_REFERENCE
+    whole = [part for name, part in splits.items() if reference.whole is None or name in reference.whole]
     return DatasetStats(
         dataset_dir=dataset_dir,
         classes=classes,
         splits=splits,
-        overall=_merge(list(splits.values()), classes),
-        build=build,
-        annotation_files=tuple(f"annotations/{p.name}" for p in files),
+        overall=_merge(whole, classes),
+        record=record,
+        annotation_files=tuple(path.relative_to(dataset_dir).as_posix() for path, *_ in read.values()),
+        reference=reference,
     )
+
+
+def _annotation_files(dataset_dir: Path, record: AnyRecord | None) -> dict[str, Path]:
+    """Split name -> annotation file: the record's own list (in its order) when it has one, else
+    ``annotations/*.json`` by stem, ``train`` then ``val`` then the rest by name."""
+    listed = record.annotation_files() if record is not None else None
+    if listed:
+        files = {split: dataset_dir / rel for split, rel in listed.items()}
+        for path in files.values():
+            if not path.is_file():
+                raise DatasetError(f"{path}: annotation file named by build.json not found")
+        return files
+    found = sorted((dataset_dir / "annotations").glob("*.json"), key=lambda p: _split_order(p.stem))
+    if not found:
+        raise DatasetError(f"{dataset_dir / 'annotations'}: no COCO annotation files (*.json)")
+    return {path.stem: path for path in found}
 
 
 def _ratio(ours: int, paper: int | None) -> float | None:
@@ -347,14 +380,11 @@ def stats_to_dict(stats: DatasetStats) -> dict[str, Any]:
         per-class table (ours, paper, ratio, images), size buckets, shares and histogram.
     """
 
+    reference = stats.reference
+
     def split_view(part: SplitStats) -> dict[str, Any]:
-        paper = PAPER_INSTANCES.get(part.split, {})
-        if part.split == "all":
-            paper = {c: sum(PAPER_INSTANCES[s].get(c, 0) for s in PAPER_INSTANCES) for c in PAPER_INSTANCES["train"]}
-        if part.split == "all":
-            paper_total, paper_images = sum(PAPER_TOTAL_INSTANCES.values()), sum(PAPER_IMAGES.values())
-        else:
-            paper_total, paper_images = PAPER_TOTAL_INSTANCES.get(part.split), PAPER_IMAGES.get(part.split)
+        paper = reference.instances.get(part.split, {})
+        paper_total, paper_images = reference.total_instances.get(part.split), reference.images.get(part.split)
         total = part.total_instances
         return {
             "images": part.images,
@@ -385,12 +415,13 @@ def stats_to_dict(stats: DatasetStats) -> dict[str, Any]:
                 str(limit): {
                     "instances": part.below[limit],
                     "share": _share(part.share_below(limit)),
-                    "paper_share": PAPER_SHARE_BELOW.get(limit),
+                    "paper_share": reference.share_below.get(limit),
                 }
                 for limit in SHARE_LIMITS
             },
             "histogram": part.histogram,
             "scales": {repr(k): v for k, v in part.scales.items()},
+            **_extra_view(part, reference),
         }
 
     return {
@@ -403,6 +434,20 @@ def stats_to_dict(stats: DatasetStats) -> dict[str, Any]:
         "splits": {name: split_view(part) for name, part in stats.splits.items()},
         "all": split_view(stats.overall),
     }
+
+
+def _extra_view(part: SplitStats, reference: Reference) -> dict[str, Any]:
+    # Figures only some datasets have: kept out of a DOTAmini10 report, whose layout is fixed.
+    extra: dict[str, Any] = {}
+    if part.ignored:
+        extra["ignored_areas"] = part.ignored
+    if reference is not DOTAMINI10_REFERENCE:
+        mean = part.mean_size
+        extra["mean_size"] = None if mean is None else round(mean, 4)
+        if part.split == "all":
+            extra["paper_mean_size"] = reference.mean_size
+            extra["paper_classes"] = reference.classes
+    return extra
 
 
 def _fmt(value: Any) -> str:
@@ -494,9 +539,11 @@ def render_size_figure(stats: DatasetStats) -> bytes:
     right.set_ylabel("instances [%]")
     share16, share32 = stats.overall.share_below(16), stats.overall.share_below(32)
     if share16 is not None and share32 is not None:
+        published = stats.reference.share_below
         right.set_title(
-            f"< 16 px: {100 * share16:.1f}% (paper {100 * PAPER_SHARE_BELOW[16]:.1f}%)\n"
-            f"< 32 px: {100 * share32:.1f}% (paper {100 * PAPER_SHARE_BELOW[32]:.1f}%)",
+            "\n".join(f"< {limit} px: {100 * share:.1f}%" + (f" (paper {100 * published[limit]:.1f}%)"
+                                                             if limit in published else "")
+                      for limit, share in ((16, share16), (32, share32))),
             fontsize=9,
         )
     right.legend(fontsize=8)

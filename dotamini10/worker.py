@@ -379,7 +379,7 @@ def run_prepare(task: PrepareTask) -> PrepareResult:
         if not done:
             rows.publish(SharedRows.FAILED)
         rows.close()
-        result.peak_rss_mb = _peak_rss_mb()
+        result.peak_rss_mb = peak_rss_mb()
 
 
 def _decode_checked(
@@ -459,11 +459,12 @@ def run_unit(task: UnitTask) -> UnitResult:
     try:
         _run(task, result)
     finally:
-        result.peak_rss_mb = _peak_rss_mb()
+        result.peak_rss_mb = peak_rss_mb()
     return result
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, MiB."""
     # VmHWM is this process's own high-water mark; ru_maxrss would also carry the peak of a process this one
     # was exec'd from.
     try:

@@ -24,21 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dotamini10.classes import DOTAMINI10_CLASSES
+from dotamini10.classes import AITOD_CLASSES, DOTAMINI10_CLASSES
 from dotamini10.io import read_json
 
 from .errors import PipelineError
 
-AITOD_CLASSES: tuple[str, ...] = (
-    "airplane",
-    "bridge",
-    "storage-tank",
-    "ship",
-    "swimming-pool",
-    "vehicle",
-    "person",
-    "wind-mill",
-)
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 

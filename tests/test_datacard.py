@@ -108,6 +108,29 @@ def test_card_with_build_json(tmp_path):
     assert "![Size distribution](stats/size_distribution.png)" in card
 
 
+def test_card_states_the_recorded_augmentation(tmp_path):
+    # Issue 20: the card reads the typed record the builder wrote, so non-default classes and copies are stated.
+    import cv2
+    import numpy as np
+
+    from dotamini10.build import BuildOptions, build_dotamini10
+
+    split = tmp_path / "dota" / "train"
+    (split / "images").mkdir(parents=True)
+    (split / "labelTxt").mkdir()
+    assert cv2.imwrite(str(split / "images" / "P1.png"), np.full((120, 150, 3), 80, np.uint8))
+    (split / "labelTxt" / "P1.txt").write_text("10 10 30 10 30 30 10 30 plane 0\n40 40 60 40 60 50 40 50 ship 0\n"
+                                               "70 70 90 70 90 90 70 90 helicopter 0\n", encoding="utf-8")
+    options = BuildOptions(crop_size=128, stride=96, scale_mode="fixed", scales=(1.0,), aug_copies=2,
+                           aug_classes=("ship", "plane"))
+    build_dotamini10(tmp_path / "out", dota_root=tmp_path / "dota", options=options, seed=1)
+    card = render_data_card(compute_stats(tmp_path / "out"))
+    assert ("This build wrote 2 extra copies of every train window holding one of ship, plane (its `aug_classes`, "
+            "not the paper's three).") in card
+    assert "In our train split 6 of the 9 instances of these 2 classes (66.7%) lie in augmented copies." in card
+    assert "| `aug_classes` | [\"ship\", \"plane\"] |" in card and "| `aug_copies` | 2 |" in card
+
+
 def test_card_reports_count_mismatch(tmp_path):
     counts = {"train": {"instances_per_class": {"plane": 7, "helicopter": 2}}}
     card = render_data_card(compute_stats(_dataset(tmp_path / "ds", build={**BUILD, "counts": counts})))

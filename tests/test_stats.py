@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dotamini10.build_record import BuildRecord
 from dotamini10.errors import DatasetError
 from dotamini10.paper import DOTAMINI10_CLASSES, PAPER_INSTANCES, PAPER_TOTAL_INSTANCES
 from dotamini10.stats import (
@@ -113,7 +114,7 @@ def test_counts_by_hand(tiny):
     stats = compute_stats(tiny)
     assert list(stats.splits) == ["train", "val"]  # Table 7 order, whatever the file order
     assert stats.classes == DOTAMINI10_CLASSES
-    assert stats.build is None  # no build.json: still works
+    assert stats.record is None  # no build.json: still works
     train = stats.splits["train"]
     assert train.images == 3 and train.empty_images == 1 and train.augmented_images == 1
     assert train.instances == {**{c: 0 for c in DOTAMINI10_CLASSES},
@@ -195,8 +196,12 @@ def test_other_coco_datasets_work(tmp_path):
 
 
 def test_build_json_is_read(tmp_path):
-    root = _write_dataset(tmp_path / "b", {"train": TRAIN}, build={"seed": 3, "options": {"iof": 0.7}})
-    assert compute_stats(root).build == {"seed": 3, "options": {"iof": 0.7}}
+    root = _write_dataset(tmp_path / "b", {"train": TRAIN}, build={"seed": 3, "options": {"iof_threshold": 0.7}})
+    record = compute_stats(root).record
+    assert record == BuildRecord(seed=3, options={"iof_threshold": 0.7})
+    assert record.option("iof_threshold") == 0.7 and record.option("aug_copies") is None  # not recorded
+    with pytest.raises(KeyError, match="'iof' is not a BuildOptions field"):  # a reader's typo fails loudly
+        record.option("iof")
 
 
 @pytest.mark.parametrize(
@@ -219,6 +224,8 @@ def test_build_json_is_read(tmp_path):
         ({"train": TRAIN, "val": {**VAL, "categories": [{"id": 1, "name": "ship"}, *CATEGORIES[1:]]}},
          None, r"val\.json: category id 1 is 'ship' here but 'plane' in another split"),
         ({"train": TRAIN}, "{oops", r"build\.json: build record is not valid JSON"),
+        ({"train": TRAIN}, {"seed": "5"}, r"build\.json: 'seed' should be a JSON integer, got '5'"),
+        ({"train": TRAIN}, {"dataset": "coco"}, r"build\.json: 'dataset' is 'coco', expected 'dotamini10' or 'aitod'"),
     ],
 )
 def test_bad_input_names_file_and_entry(tmp_path, splits, build, message):

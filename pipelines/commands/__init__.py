@@ -6,6 +6,8 @@ prints that function's summary; defaults come from the library's options types, 
 
 Modules:
     common      What every group shares: one-line domain errors, the progress bar, comma lists, --version.
+    aitod       hsfpn-data build-aitod, synthetic-aitod.
+    slicing     hsfpn-data slice and the convert group (convert visdrone).
     dataset     hsfpn-data build-dotamini10, stats, synthetic-dota.
     detections  hsfpn-data merge, coco-gt.
     evaluate    hsfpn-repro eval (AI-TOD metric or DOTA Task2).

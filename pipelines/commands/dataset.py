@@ -167,7 +167,6 @@ def stats_command(
 ) -> None:
     """Statistics of a built dataset beside the paper's figures: tables, size figure and data card."""
     from dotamini10.datacard import write_report_and_card
-    from dotamini10.paper import PAPER_IMAGES, PAPER_SHARE_BELOW, PAPER_TOTAL_INSTANCES
 
     command = " ".join(
         ["hsfpn-data stats", str(dataset_dir)]
@@ -184,13 +183,19 @@ def stats_command(
         )
         summary = f"{part.split}: {part.images:,} images, {part.total_instances:,} instances"
         typer.echo(summary + (f"; {below}" if below else ""))
-    typer.echo(
-        f"paper: train {PAPER_IMAGES['train']:,} images / {PAPER_TOTAL_INSTANCES['train']:,} instances, "
-        f"val {PAPER_IMAGES['val']:,} / {PAPER_TOTAL_INSTANCES['val']:,}; "
-        f"< 16 px {100 * PAPER_SHARE_BELOW[16]:.1f}%, < 32 px {100 * PAPER_SHARE_BELOW[32]:.1f}%"
-    )
+    typer.echo(_published_line(run.stats.reference))
     for path in [*run.report_files, *run.card_files]:
         typer.echo(f"wrote {path}")
+
+
+def _published_line(reference: object) -> str:
+    """The published figures the statistics are compared with, on one line."""
+    splits = ", ".join(f"{split} {reference.images[split]:,} images / {reference.total_instances[split]:,} instances"
+                       for split in reference.images if split != "all")  # fmt: skip
+    shares = ", ".join(f"< {limit} px {100 * share:.1f}%" for limit, share in reference.share_below.items())
+    extra = [f"{reference.classes} classes" if reference.classes else "",
+             f"mean object size {reference.mean_size:g} px" if reference.mean_size else ""]  # fmt: skip
+    return "published: " + "; ".join(part for part in (splits, shares, *extra) if part)
 
 
 @app.command(
