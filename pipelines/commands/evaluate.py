@@ -106,8 +106,13 @@ def _eval_dota(ann: Path, dets: Path, out: Optional[Path], classes: Optional[lis
 
     from dotamini10.classes import DOTAMINI10_CLASSES
     from hsfpn.dota_eval import evaluate_task2_files
+    from pipelines.detect.outputs import run_image_names
 
-    report = evaluate_task2_files(dets, ann, classes or list(DOTAMINI10_CLASSES), imageset_file=imageset, out=out)
+    run_images = None if imageset is not None else run_image_names(dets)
+    report = evaluate_task2_files(dets, ann, classes or list(DOTAMINI10_CLASSES), imageset_file=imageset,
+                                  run_images=run_images, out=out)
+    for line in _dota_notes(report):
+        typer.echo(line)
     table = Table(title=f"DOTA Task2 ({report['images']} images): {report['metric']}")
     for column in ("class", "AP", "ground truth", "detections", "true positives"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -118,3 +123,18 @@ def _eval_dota(ann: Path, dets: Path, out: Optional[Path], classes: Optional[lis
     Console().print(table)
     if report["missing_files"]:
         typer.echo(f"no result file (no detections) for: {', '.join(report['missing_files'])}")
+
+
+def _dota_notes(report: dict) -> list[str]:
+    """What chose the image set, and what was done with oriented polygons: one line each."""
+    chosen, left_out = report["imageset"], report["imageset"]["left_out_label_files"]
+    lines = [f"image set: {report['images']} image(s), {chosen['source']}"]
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (f", ... ({len(left_out) - 5} more)" if len(left_out) > 5 else "")
+        lines[0] += f"; {len(left_out)} label file(s) of --ann left out ({shown}); --imageset chooses others"
+    if report["rotated_polygons"]:
+        lines.append(
+            f"{report['rotated_polygons']:,} of {report['objects']:,} ground-truth polygons are not axis-aligned "
+            "(oriented labels): each is scored as its enclosing axis-aligned box, as DOTA's HBB labels are made"
+        )
+    return lines

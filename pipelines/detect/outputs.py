@@ -97,6 +97,16 @@ def _ids(records, classes: list[str], gt: Path | None) -> tuple[dict[str, int], 
     return images, categories
 
 
+def run_image_names(out: Path) -> list[str] | None:
+    """The names of every image a detect run was given (each outcome of its ``detect.json``, failed ones
+    included: their objects count as missed), or None when ``out`` holds no readable ``detect.json``."""
+    record = read_json_if_valid(Path(out) / SUMMARY)
+    if not isinstance(record, dict) or not isinstance(record.get("images"), list):
+        return None
+    names = [image.get("name") for image in record["images"] if isinstance(image, dict)]
+    return [n for n in names if isinstance(n, str)]
+
+
 def write_summary(out: Path, summary: DetectSummary, config: str, checkpoint: Path, options: DetectOptions,
                   fingerprint: str) -> None:
     """``detect.json``: the options, the model and every image's outcome."""
