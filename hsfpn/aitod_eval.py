@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -98,6 +99,10 @@ PER_CLASS_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES if f.per_class)
 _IOU_CAP = 1 - 1e-10
 # Number of candidate (detection, ground truth) pairs whose IoU is computed in one vectorised chunk.
 _PAIR_CHUNK = 1 << 20
+#: An annotation's ``area`` is far from its box when it is more than this factor above or below the box's w x h.
+#: A COCO segmentation area lies within the box, mostly well above half of it; an area the size of the whole
+#: image (SAHI's test jsons) is thousands of times a tiny box's.
+AREA_FACTOR = 2.0
 
 
 class AITODInputError(HSFPNError):
@@ -264,6 +269,11 @@ def _unique_ids(ids: np.ndarray, source: str, what: str) -> None:
         raise AITODInputError(f"{source}: {what} {i}: duplicate id {int(ids[i])}")
 
 
+def _number(value: float) -> str:
+    # 1,048,576 rather than 1.04858e+06: the area as the json holds it.
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.6g}"
+
+
 @dataclass(frozen=True, eq=False)
 class GroundTruth:
     """COCO-format ground truth as arrays (one row per annotation, in file order).
@@ -391,6 +401,35 @@ class GroundTruth:
             areas=self.areas[keep],
             iscrowd=self.iscrowd[keep],
         )
+
+    def far_areas(self) -> np.ndarray:
+        """(N,) bool: the annotations whose ``area`` is more than :data:`AREA_FACTOR` away from their box's w x h."""
+        box = self.boxes[:, 2] * self.boxes[:, 3]
+        return (self.areas > AREA_FACTOR * box) | (self.areas * AREA_FACTOR < box)
+
+    def with_box_areas(self) -> GroundTruth:
+        """The same ground truth with each box's w x h as its ``area`` (what the size ranges then test)."""
+        return dataclasses.replace(self, areas=self.boxes[:, 2] * self.boxes[:, 3])
+
+    def area_note(self, source: str, *, from_box: bool) -> str | None:
+        """One line on areas far from their box's w x h (None when there are none and ``from_box`` is off).
+
+        Args:
+            source: The ground truth's name (its file).
+            from_box: Whether the evaluation replaces every area by w x h (``--area-from-box``).
+        """
+        far = np.flatnonzero(self.far_areas())
+        count = f"{len(far):,} of {len(self.areas):,} annotations"
+        if from_box:
+            return (f"{source}: the size ranges use each box's w x h as its area (--area-from-box); {count} had "
+                    f"an area more than {AREA_FACTOR:g}x away from it")
+        if not len(far):
+            return None
+        j = int(far[0])
+        w, h = self.boxes[j, 2:].tolist()
+        return (f"{source}: {count} have an area more than {AREA_FACTOR:g}x away from their box's w x h (e.g. "
+                f"annotation id {int(self.ann_ids[j])}: area {_number(self.areas[j])} for a {w:g} x {h:g} box); the "
+                "AI-TOD size ranges go by area: --area-from-box uses w x h")
 
     def to_coco(self) -> dict:
         """The ground truth as a COCO dict (for pycocotools and for writing files)."""
@@ -1077,6 +1116,8 @@ def evaluate_files(
     out: Path | None = None,
     params: AITODParams | None = None,
     log: Callable[[str], None] = logger.debug,
+    area_from_box: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a detections file against a COCO-format ground-truth file with AI-TOD's parameters.
 
@@ -1086,6 +1127,8 @@ def evaluate_files(
         out: Where to write the report as JSON (atomically). Defaults to not writing it.
         params: Evaluation parameters. Defaults to AI-TOD's.
         log: Progress messages. Defaults to ``logger.debug``.
+        area_from_box: Use each ground-truth box's w x h as its area (for jsons whose ``area`` is something else).
+        note: Receives one line when areas are far from their box's w x h (:meth:`GroundTruth.area_note`).
 
     Returns:
         ``{"AP", "AP50", "AP75", "APvt", "APt", "APs", "APm", "AR100", "AR300", "AR1500", "ARvt", "ARt", "ARs",
@@ -1096,6 +1139,11 @@ def evaluate_files(
         AITODInputError: Missing or empty file, wrong JSON shape, or a bad entry (named by index and field).
     """
     gt = GroundTruth.from_file(ann)
+    line = gt.area_note(str(ann), from_box=area_from_box)
+    if line is not None and note is not None:
+        note(line)
+    if area_from_box:
+        gt = gt.with_box_areas()
     detections = Detections.from_file(dets, gt)
     log(f"loaded {len(gt.ann_ids)} ground truths on {len(gt.img_ids)} images, {len(detections.scores)} detections")
     evaluator = AITODEval(gt, detections, params, log=log)

@@ -59,29 +59,36 @@ def eval_command(
         Optional[str], typer.Option("--classes", help="dota: comma-separated classes (default: DOTAmini10's ten).")
     ] = None,
     imageset: Annotated[
-        Optional[Path], typer.Option("--imageset", help="dota: file of image names (default: every label file).")
+        Optional[Path], typer.Option("--imageset", help="dota: file of image names (default: the detect run's "
+                                                        "images, else the label files with an image).")
     ] = None,
+    area_from_box: Annotated[
+        bool, typer.Option("--area-from-box", help="aitod: use each ground-truth box's w x h as its area in the size "
+                                                   "ranges (for jsons whose 'area' is something else).")
+    ] = False,
 ) -> None:
     """Evaluate detections: the AI-TOD metric (default) or DOTA's Task2 protocol."""
     kind = choice(Protocol, protocol, "--protocol")
     if kind is Protocol.AITOD and (classes is not None or imageset is not None):
         raise usage_error("--classes and --imageset belong to --protocol dota")
+    if kind is Protocol.DOTA and area_from_box:
+        raise usage_error("--area-from-box belongs to --protocol aitod (Task2 has no size ranges)")
     with domain_errors():
         if kind is Protocol.DOTA:
             _eval_dota(ann, dets, out, csv_list(classes, "--classes"), imageset)
         else:
-            _eval_aitod(ann, dets, out)
+            _eval_aitod(ann, dets, out, area_from_box)
     if out is not None:
         typer.echo(f"wrote {out}")
 
 
-def _eval_aitod(ann: Path, dets: Path, out: Optional[Path]) -> None:
+def _eval_aitod(ann: Path, dets: Path, out: Optional[Path], area_from_box: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from hsfpn.aitod_eval import FIGURES, PER_CLASS_KEYS, evaluate_files
 
-    report = evaluate_files(ann, dets, out=out)
+    report = evaluate_files(ann, dets, out=out, area_from_box=area_from_box, note=typer.echo)
     console = Console()
     summary = Table(title="AI-TOD evaluation (fractions; n/a: no ground truth in that range)")
     summary.add_column("figure")
