@@ -1,7 +1,7 @@
 """`hsfpn-repro train` on a small COCO-format set written here: classes from the json, errors, a real run.
 
-The set has three classes with non-consecutive category ids (so "in id order" is checked), in a layout of
-its own (``ann/``, ``pics/``) given with the path options.
+The set has three classes with non-consecutive category ids listed out of id order (so the label order, the
+json's, is checked), in a layout of its own (``ann/``, ``pics/``) given with the path options.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from pipelines.datasets import DataRootError, coco_categories, coco_layout
 runner = CliRunner()
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = [{"id": 7, "name": "kayak"}, {"id": 3, "name": "tent"}, {"id": 11, "name": "cow"}]
-BY_ID = ["tent", "kayak", "cow"]  # the classes in category-id order
+# The classes in the json's order: MMDetection's CocoDataset numbers labels so (label 0 is category 7), whatever
+# the ids; classes in id order (tent first) would name label 0 "tent" while it learns kayaks.
+LABELS = ["kayak", "tent", "cow"]
 
 
 def write_coco(root: Path, split: str, count: int, categories=CATEGORIES, seed: int = 0) -> None:
@@ -55,12 +57,19 @@ def dataset(tmp_path: Path) -> Path:
     return root
 
 
-def test_classes_come_from_the_json_in_id_order(dataset):
+def test_classes_come_from_the_json_in_mmdets_label_order(dataset):
     layout = coco_layout(dataset, train_ann="ann/train.json", val_ann="ann/val.json", train_images="pics/train",
                          val_images="pics/val")
-    assert layout.classes == tuple(BY_ID)
+    assert layout.classes == tuple(LABELS)
     assert (layout.train_img, layout.test_img, layout.test_ann) == ("pics/train/", "pics/val/", "ann/val.json")
-    assert coco_categories(dataset / "ann" / "val.json") == tuple(BY_ID)
+    assert coco_categories(dataset / "ann" / "val.json") == tuple(LABELS)
+    # MMDetection's own dataset on the same json: label i is the i-th listed category, named by layout.classes.
+    from mmdet.datasets import CocoDataset
+
+    coco = CocoDataset(ann_file=str(dataset / "ann" / "train.json"), metainfo=dict(classes=layout.classes),
+                       data_prefix=dict(img=""), pipeline=[])
+    names = {c["id"]: c["name"] for c in CATEGORIES}
+    assert [layout.classes[coco.cat2label[i]] for i in names] == [names[i] for i in names]
 
 
 def test_train_and_val_classes_must_agree(dataset, tmp_path):
@@ -100,7 +109,7 @@ def test_dry_run_of_a_row_resolves_the_neck_classes_and_devices(dataset, tmp_pat
                                            "--work-dir", str(work), *PATHS, "--gpus", "0", "--nproc", "2",
                                            "--launcher", "pytorch", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "train retinanet__hsfpn (retinanet)" in result.output and "3 classes ['tent', 'kayak', 'cow']" in result.output
+    assert "train retinanet__hsfpn (retinanet)" in result.output and "3 classes ['kayak', 'tent', 'cow']" in result.output
     assert "2 CPU processes (gloo) x 1 image(s) = effective batch 2" in result.output
     assert "validation every 1 epoch(s), best kept" in result.output
     assert "type='HSFPN'" in result.output and "num_classes=3" in result.output
@@ -146,12 +155,13 @@ def test_train_on_own_data_writes_the_model_detect_takes(dataset, tmp_path):
     assert set(done["metrics"]) == {"AP", "AP50", "AP75", "APvt", "APt", "APs", "APm"}
     assert (work / "best_aitod_AP_epoch_1.pth").is_file()  # validated during training, best kept
     record = json.loads((work / "train.json").read_text())
-    assert record["data"]["classes"] == BY_ID and record["settings"]["val_interval"] == 1
+    assert record["data"]["classes"] == LABELS and record["settings"]["val_interval"] == 1
 
     from mmdet.apis import init_detector
 
     model = init_detector(str(work / "job_config.py"), str(work / "model.pth"), device="cpu")
-    assert list(model.dataset_meta["classes"]) == BY_ID
+    assert list(model.dataset_meta["classes"]) == LABELS
+    assert model.dataset_meta["category_ids"] == [7, 3, 11]  # what detect writes without --gt
     assert model.roi_head.bbox_head.num_classes == 3 and type(model.neck).__name__ == "HSFPN"
     md = (work / "train.md").read_text()
     assert md.startswith("# Training my_faster_rcnn__hsfpn on mine") and "| AP | AP50 |" in md
