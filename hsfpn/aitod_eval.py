@@ -269,9 +269,20 @@ def _unique_ids(ids: np.ndarray, source: str, what: str) -> None:
         raise AITODInputError(f"{source}: {what} {i}: duplicate id {int(ids[i])}")
 
 
-def _number(value: float) -> str:
-    # 1,048,576 rather than 1.04858e+06: the area as the json holds it.
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.6g}"
+def far_from_box(areas: Any, widths: Any, heights: Any) -> Any:
+    """Whether each ``area`` is more than :data:`AREA_FACTOR` above or below its box's w x h (arrays or numbers)."""
+    box = np.multiply(widths, heights)
+    return (np.greater(areas, AREA_FACTOR * box)) | (np.less(np.multiply(areas, AREA_FACTOR), box))
+
+
+def far_area_note(source: str, far: int, total: int, example: tuple[Any, float, float, float]) -> str:
+    """The one line on ``far`` of ``total`` annotations whose area is far from w x h, with one ``(annotation id,
+    area, w, h)`` as the example: the size ranges go by area, so the line points at ``--area-from-box``."""
+    ann_id, area, w, h = example
+    shown = f"{area:,.0f}" if float(area).is_integer() else f"{area:,.6g}"  # 1,048,576 rather than 1.04858e+06
+    return (f"{source}: {far:,} of {total:,} annotations have an area more than {AREA_FACTOR:g}x away from their "
+            f"box's w x h (e.g. annotation id {ann_id}: area {shown} for a {w:g} x {h:g} box); the AI-TOD size "
+            "ranges go by area: --area-from-box uses w x h")
 
 
 @dataclass(frozen=True, eq=False)
@@ -403,9 +414,8 @@ class GroundTruth:
         )
 
     def far_areas(self) -> np.ndarray:
-        """(N,) bool: the annotations whose ``area`` is more than :data:`AREA_FACTOR` away from their box's w x h."""
-        box = self.boxes[:, 2] * self.boxes[:, 3]
-        return (self.areas > AREA_FACTOR * box) | (self.areas * AREA_FACTOR < box)
+        """(N,) bool: the annotations whose ``area`` is far from their box's w x h (:func:`far_from_box`)."""
+        return far_from_box(self.areas, self.boxes[:, 2], self.boxes[:, 3])
 
     def with_box_areas(self) -> GroundTruth:
         """The same ground truth with each box's w x h as its ``area`` (what the size ranges then test)."""
@@ -419,17 +429,14 @@ class GroundTruth:
             from_box: Whether the evaluation replaces every area by w x h (``--area-from-box``).
         """
         far = np.flatnonzero(self.far_areas())
-        count = f"{len(far):,} of {len(self.areas):,} annotations"
         if from_box:
-            return (f"{source}: the size ranges use each box's w x h as its area (--area-from-box); {count} had "
-                    f"an area more than {AREA_FACTOR:g}x away from it")
+            return (f"{source}: the size ranges use each box's w x h as its area (--area-from-box); {len(far):,} of "
+                    f"{len(self.areas):,} annotations had an area more than {AREA_FACTOR:g}x away from it")
         if not len(far):
             return None
         j = int(far[0])
-        w, h = self.boxes[j, 2:].tolist()
-        return (f"{source}: {count} have an area more than {AREA_FACTOR:g}x away from their box's w x h (e.g. "
-                f"annotation id {int(self.ann_ids[j])}: area {_number(self.areas[j])} for a {w:g} x {h:g} box); the "
-                "AI-TOD size ranges go by area: --area-from-box uses w x h")
+        example = (int(self.ann_ids[j]), float(self.areas[j]), *self.boxes[j, 2:].tolist())
+        return far_area_note(source, len(far), len(self.areas), example)
 
     def to_coco(self) -> dict:
         """The ground truth as a COCO dict (for pycocotools and for writing files)."""
