@@ -190,6 +190,7 @@ def train(
     settings = resolve_settings(preset, Path(work_dir), **overrides)
     if not dry_run:
         check_gpus(settings.gpus, settings.launcher)
+        JobFolder(settings.work_dir).trusted_checkpoint()  # a checkpoint the job did not record is refused now
     layout = coco_layout(data_root, **{k: v for k, v in (data_paths or {}).items() if v is not None})
     data = check_dataset(layout, skip_bad=settings.skip_bad,
                          out=None if dry_run else JobFolder(settings.work_dir).data_check)
@@ -202,7 +203,6 @@ def train(
         return outcome
     for line in plan.notes:
         (note or (lambda _: None))(line)
-    plan.job.folder.trusted_checkpoint()  # a checkpoint the job did not record is refused before anything runs
     record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(), data=_layout_json(data.layout))
     write_json(plan.job.folder.train_record, record, indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
