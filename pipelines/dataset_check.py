@@ -49,10 +49,11 @@ from .errors import PipelineError
 
 CACHE_VERSION = 1
 EDGE_TOLERANCE_PX = 1.0
+_CHUNK = 64  # images per header-reading task
 # What each problem means; images with an image-level problem are dropped whole under --skip-bad.
 IMAGE_REASONS = ("missing", "truncated", "unreadable", "size_mismatch", "bad_image_entry", "duplicate_image_id")
-ANNOTATION_REASONS = ("unknown_image", "unknown_category", "bad_box", "degenerate_box", "outside_image",
-                      "duplicate_annotation_id")
+ANNOTATION_REASONS = ("bad_annotation", "unknown_image", "unknown_category", "bad_box", "degenerate_box",
+                      "outside_image", "duplicate_annotation_id")
 # Not problems in an evaluation json: the AI-TOD metric scores any finite box (a note says how many).
 KEPT_FOR_EVALUATION = ("degenerate_box", "outside_image")
 
@@ -191,23 +192,29 @@ def index_coco(coco: Any, path: str, image_dir: str) -> JsonIndex:
     Raises:
         DataRootError: It is not a COCO json (no ``images``, ``annotations`` or ``categories`` list).
     """
+    import numpy as np
+
+    from hsfpn.aitod_eval import far_from_box
+
     images, anns, cats = (_list(coco, key, path) for key in ("images", "annotations", "categories"))
     problems: list[DataProblem] = []
     entries, by_id = _image_entries(images, path, image_dir, problems)
     categories = [[c.get("id"), c.get("name")] for c in cats if isinstance(c, dict)]
     known_cats = {c[0] for c in categories}
     seen: set[Any] = set()
-    far, example = 0, []
+    sized: list[tuple[Any, float, float, float]] = []  # (id, area, w, h) of the usable annotations with an area
     for pos, ann in enumerate(anns):
         problem, image = _annotation_problem(ann, pos, path, by_id, known_cats, seen)
         if image is not None:
             image[4].append(ann["id"])  # an image's message names all of its annotations
         if problem is not None:
             problems.append(problem)
-        elif _far_area(ann):
-            far += 1
-            example = example or [ann["id"], ann["area"], *ann["bbox"][2:]]
-    return JsonIndex(entries, categories, len(anns), problems, far, example)
+        elif _is_number(area := ann.get("area")):
+            sized.append((ann["id"], area, ann["bbox"][2], ann["bbox"][3]))
+    values = np.array([s[1:] for s in sized], dtype=np.float64).reshape(-1, 3)
+    far = np.flatnonzero(far_from_box(values[:, 0], values[:, 1], values[:, 2]))
+    example = list(sized[int(far[0])]) if len(far) else []
+    return JsonIndex(entries, categories, len(anns), problems, len(far), example)
 
 
 def _image_entries(images: list, path: str, image_dir: str,
@@ -233,40 +240,36 @@ def _image_entries(images: list, path: str, image_dir: str,
 def _annotation_problem(ann: Any, pos: int, path: str, by_id: dict, known_cats: set,
                         seen: set) -> tuple[DataProblem | None, list[Any] | None]:
     """The first problem of one annotation (None when it is fine), and its image's entry (None when unknown)."""
-    if not isinstance(ann, dict) or "id" not in ann:
-        return DataProblem(path, "bad_box", f"annotation {pos} (no id): not an annotation object",
+    if not isinstance(ann, dict) or not isinstance(ann.get("id"), (int, str)):
+        return DataProblem(path, "bad_annotation", f"annotation {pos}: not an object with an integer or text id",
                            positions=(pos,)), None
-    ann_id = ann["id"]
-    image = by_id.get(ann.get("image_id"))
-
-    def problem(reason: str, detail: str) -> tuple[DataProblem, list[Any] | None]:
-        where = f"annotation id {ann_id}" + (f" (image {image[1]})" if image is not None else "")
-        return DataProblem(path, reason, f"{where}: {detail}", ann_ids=(ann_id,), positions=(pos,)), image
-
+    ann_id, image, box = ann["id"], by_id.get(ann.get("image_id")), ann.get("bbox")
+    found = None
     if ann_id in seen:
-        return problem("duplicate_annotation_id", "the id is used by an earlier annotation")
+        found = ("duplicate_annotation_id", "the id is used by an earlier annotation")
+    elif image is None:
+        found = ("unknown_image", f"image_id {ann.get('image_id')!r} is not a listed image")
+    elif ann.get("category_id") not in known_cats:
+        found = ("unknown_category", f"category_id {ann.get('category_id')!r} is not a listed category")
+    else:
+        found = _box_problem(box, image[2], image[3])
     seen.add(ann_id)
-    if image is None:
-        return problem("unknown_image", f"image_id {ann.get('image_id')!r} is not a listed image")
-    if ann.get("category_id") not in known_cats:
-        return problem("unknown_category", f"category_id {ann.get('category_id')!r} is not a listed category")
-    box = ann.get("bbox")
-    if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)) or min(box[2:]) < 0:
-        return problem("bad_box", f"bbox {box!r} is not [x, y, w, h] with finite w, h >= 0")
+    if found is None:
+        return None, image
+    where = f"annotation id {ann_id}" + (f" (image {image[1]})" if image is not None else "")
+    return DataProblem(path, found[0], f"{where}: {found[1]}", ann_ids=(ann_id,), positions=(pos,)), image
+
+
+def _box_problem(box: Any, width: int, height: int) -> tuple[str, str] | None:
+    if not (isinstance(box, list) and len(box) == 4 and all(map(_is_number, box))) or box[2] < 0 or box[3] < 0:
+        return "bad_box", f"bbox {box!r} is not [x, y, w, h] with finite w, h >= 0"
     x, y, w, h = box
     if w < 1 or h < 1:
-        return problem("degenerate_box", f"bbox {box!r} is under 1 px wide or high")
-    width, height, tol = image[2], image[3], EDGE_TOLERANCE_PX
+        return "degenerate_box", f"bbox {box!r} is under 1 px wide or high"
+    tol = EDGE_TOLERANCE_PX
     if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
-        return problem("outside_image", f"bbox {box!r} reaches outside the {width} x {height} image")
-    return None, image
-
-
-def _far_area(ann: dict) -> bool:
-    from hsfpn.aitod_eval import far_from_box
-
-    area, (_, _, w, h) = ann.get("area"), ann["bbox"]
-    return _is_number(area) and bool(far_from_box(area, w, h))
+        return "outside_image", f"bbox {box!r} reaches outside the {width} x {height} image"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,8 +320,12 @@ def probe_images(folder: Path, names: Sequence[str], cached: dict[str, list[Any]
     keep = {n: cached[n] for n in names if _unchanged(paths[n], cached.get(n))}
     todo = [n for n in names if n not in keep]
     workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
-        fresh = dict(zip(todo, pool.map(lambda n: _probe(paths[n]), todo), strict=True))
+    # Chunks of images per task: a header read from the page cache takes tens of microseconds, about what handing
+    # one task to a thread costs; a slow disk or network share is where the threads pay.
+    chunks = [todo[k:k + _CHUNK] for k in range(0, len(todo), _CHUNK)]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chunks) or 1))) as pool:
+        done = pool.map(lambda chunk: [_probe(paths[n]) for n in chunk], chunks)
+        fresh = dict(zip(todo, (probe for chunk in done for probe in chunk), strict=True))
     return {**keep, **fresh}, len(todo)
 
 

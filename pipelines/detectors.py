@@ -359,8 +359,9 @@ def resolve_variables(cfg: Any) -> None:
     epochs). Each one present is set to what the job reads, so the file read alone tells the truth.
     """
     train, test = cfg.train_dataloader.dataset, cfg.test_dataloader.dataset
-    values = dict(data_root=train.get("data_root"), metainfo=train.get("metainfo"), train_pipeline=train.get("pipeline"),
-                  test_pipeline=test.get("pipeline"), max_epochs=cfg.train_cfg.get("max_epochs"))
+    values = dict(data_root=train.get("data_root"), metainfo=train.get("metainfo"),
+                  train_pipeline=train.get("pipeline"), test_pipeline=test.get("pipeline"),
+                  max_epochs=cfg.train_cfg.get("max_epochs"))
     values["classes"] = (values["metainfo"] or {}).get("classes")
     scales = [step["scale"] for step in train.get("pipeline") or () if step.get("type") == "Resize" and "scale" in step]
     values["img_scale"] = scales[0] if scales else None

@@ -251,7 +251,8 @@ def _validate(s: Settings) -> None:
     if s.gpus < 0:
         raise SettingsError(f"gpus must be >= 0, got {s.gpus}")
     if s.keep_checkpoints not in KEEP_CHECKPOINTS:
-        raise SettingsError(f"keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {s.keep_checkpoints!r}")
+        raise SettingsError(
+            f"keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {s.keep_checkpoints!r}")
     _validate_processes(s)
     for name in ("img_scale", "max_epochs", "batch_per_gpu", "log_interval"):
         if getattr(s, name) < 1:

@@ -252,7 +252,8 @@ def gpu_shortfall(gpus: int, launcher: str) -> str | None:
     if found >= gpus:
         return None
     have = "no CUDA device" if found == 0 else f"only {found} CUDA device(s)"
-    return f"--gpus {gpus}: this machine has {have}; --gpus 0 runs the job on the CPU instead, or run it where the GPUs are"
+    return (f"--gpus {gpus}: this machine has {have}; --gpus 0 runs the job on the CPU instead, or run it where "
+            "the GPUs are")
 
 
 def check_gpus(gpus: int, launcher: str) -> None:

@@ -66,8 +66,8 @@ class TrainPlan:
             f"data: train {d.train_ann} (images {d.train_img}), evaluation {d.test_ann} (images {d.test_img})",
             f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch {s.effective_batch}; "
             f"launcher {s.launcher}; {s.max_epochs} epochs, steps at {list(s.milestones)}; input {s.img_scale} px; "
-            + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval else "evaluated once at the end")
-            + f"; {kept}",
+            + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval
+               else "evaluated once at the end") + f"; {kept}",
             f"work dir: {self.job.work_dir} ({state}{': ' + detail if detail else ''})",
             *self.notes,
         ]
@@ -282,7 +282,8 @@ def render_markdown(plan: TrainPlan, result: JobResult) -> str:
 def _no_ap_text(settings: Settings) -> str:
     if not settings.val_interval:
         return "no validation during training\n(--val-interval 0: evaluated once, after training)"
-    return f"no validation finished:\nthe run stopped before its first\n(validation every {settings.val_interval} epoch(s))"
+    every = settings.val_interval
+    return f"no validation finished:\nthe run stopped before its first\n(validation every {every} epoch(s))"
 
 
 def render_png(plan: TrainPlan, curves: Curves, path: Path, result: JobResult | None = None) -> None:

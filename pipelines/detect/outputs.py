@@ -78,7 +78,8 @@ def result_ids(gt: Path | None, classes: Sequence[str], category_ids: Sequence[i
             images = {Path(i["file_name"]).name: int(i["id"]) for i in coco["images"]}
             categories = {c["name"]: int(c["id"]) for c in coco["categories"]}
         except (KeyError, TypeError, ValueError):
-            raise DetectError(f"--gt {gt}: expected COCO 'images' (id, file_name) and 'categories' (id, name)") from None
+            raise DetectError(f"--gt {gt}: expected COCO 'images' (id, file_name) and 'categories' (id, "
+                              "name)") from None
         return ResultIds(images, categories, f"--gt {gt}")
     if category_ids is not None:
         return ResultIds(None, dict(zip(classes, category_ids, strict=True)), "the training json (checkpoint meta)")
