@@ -47,6 +47,7 @@ bench: setup
 	$(PY) benchmarks/bench_train_iter.py
 	$(PY) benchmarks/bench_train_iter.py --processes 2 --row faster_rcnn --size 256 --iters 5 --warmup 2 --boxes 50
 	$(PY) benchmarks/bench_detect.py
+	$(PY) benchmarks/bench_dataset_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
