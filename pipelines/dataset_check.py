@@ -291,6 +291,8 @@ def _probe(path: Path) -> list[Any]:
         stat = path.stat()
     except FileNotFoundError:
         return [None, None, 0, 0, "missing", "missing"]
+    except OSError as exc:
+        return [None, None, 0, 0, "unreadable", f"unreadable: {exc.strerror or exc}"]
     try:
         info = probe_image(path)
     except ImageProbeError as exc:
@@ -358,7 +360,7 @@ def _digest(path: Path) -> str:
         raise DataRootError(f"{path}: cannot read the json ({exc.strerror or exc})") from None
 
 
-def scan_split(root: Path, ann: str, images: str, *, workers: int | None = None, cache: bool = True) -> SplitScan:
+def scan_split(root: Path, ann: str, images: str, *, workers: int | None = None) -> SplitScan:
     """Check one json and its image folder (module notes).
 
     Args:
@@ -366,7 +368,6 @@ def scan_split(root: Path, ann: str, images: str, *, workers: int | None = None,
         ann: The json, relative to ``root`` (or absolute).
         images: The folder its ``file_name`` entries are relative to, relative to ``root``.
         workers: Threads reading headers; None: four per core, at most 16.
-        cache: Read and write the scan cache.
 
     Raises:
         DataRootError: The json cannot be read or is not a COCO json.
@@ -374,14 +375,14 @@ def scan_split(root: Path, ann: str, images: str, *, workers: int | None = None,
     path, folder = Path(root) / ann, Path(root) / images
     digest = _digest(path)
     cache_file = _cache_file(digest, folder)
-    record = read_json_if_valid(cache_file) if cache else None
+    record = read_json_if_valid(cache_file)
     if not isinstance(record, dict) or record.get("version") != CACHE_VERSION:
         coco = read_json(path, what="COCO annotations", error=DataRootError)
         record = dict(version=CACHE_VERSION, index=index_coco(coco, ann, images).to_json(), probes={})
     index = JsonIndex.from_json(record["index"])
     names = [entry[1] for entry in index.images]
     probes, probed = probe_images(folder, names, record["probes"], workers)
-    if cache and probed:
+    if probed:
         write_json(cache_file, dict(record, probes=probes))
     rel = images.rstrip("/") + "/"
     found = [p for e in index.images if (p := _image_problem(e, probes[e[1]], rel + e[1])) is not None]
@@ -395,7 +396,8 @@ def check_label_order(scan: SplitScan, classes: Sequence[str]) -> None:
     Raises:
         DataRootError: The order differs; the message gives both.
     """
-    order = [name for name in scan.categories if name in set(classes)]
+    wanted = set(classes)
+    order = [name for name in scan.categories if name in wanted]
     if order != list(classes):
         raise DataRootError(
             f"{scan.ann}: the json lists the categories as {order}, the job names them {list(classes)}: MMDetection "

@@ -203,7 +203,8 @@ def train(
         return outcome
     for line in plan.notes:
         (note or (lambda _: None))(line)
-    record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(), data=_layout_json(data.layout))
+    record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(),
+                  data=dict(_layout_json(data.layout), skipped=None if data.skipped is None else str(data.skipped)))
     write_json(plan.job.folder.train_record, record, indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.result = run_jobs(

@@ -145,13 +145,20 @@ def _own_config(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_train_on_own_data_writes_the_model_detect_takes(dataset, tmp_path):
+    # Image 3 of the training set is missing: --skip-bad trains on the three others and records it.
+    (dataset / "pics" / "train" / "003.png").unlink()
     work = tmp_path / "run"
     args = ["train", "--config", str(_own_config(tmp_path)), "--neck", "hsfpn", "--data-root", str(dataset), *PATHS,
             "--work-dir", str(work), "--preset", "smoke", "--img-scale", "64", "--epochs", "2", "--milestones", "2",
-            "--batch-per-gpu", "1", "--report-every", "1"]
+            "--batch-per-gpu", "1", "--report-every", "1", "--skip-bad"]
     result = runner.invoke(cli.repro_app, args)
     assert result.exit_code == 0, result.output + (work / "job.log").read_text()[-3000:]
     assert "my_faster_rcnn__hsfpn: done" in result.output and "detect with: hsfpn-repro detect --config" in result.output
+    skipped = work / "data_check" / "skipped.json"
+    assert f"--skip-bad: 1 problem(s) dropped, recorded in {skipped}" in result.output
+    assert [p["file"] for p in json.loads(skipped.read_text())["ann/train.json"]] == ["pics/train/003.png"]
+    copy = json.loads(Path(json.loads((work / "train.json").read_text())["data"]["train_ann"]).read_text())
+    assert [i["file_name"] for i in copy["images"]] == ["000.png", "001.png", "002.png"]
     done = json.loads((work / "done.json").read_text())
     assert set(done["metrics"]) == {"AP", "AP50", "AP75", "APvt", "APt", "APs", "APm"}
     # Validated during training: the last epoch's checkpoint and the best one kept, no other.
