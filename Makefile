@@ -49,6 +49,7 @@ bench: setup
 	$(PY) benchmarks/bench_detect.py
 	$(PY) benchmarks/bench_aitod.py
 	$(PY) benchmarks/bench_slice.py
+	$(PY) benchmarks/bench_dataset_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -4,7 +4,8 @@ The one owner of the problems file: every builder (DOTAmini10, AI-TOD, the COCO 
 here, each with a reason code from its table below.
 
 Notes:
-    A problem names the file, the 1-based line (0 when it concerns the whole file) and a reason code from
+    A problem names the file, the 1-based line (None when it concerns the whole file: ``null`` in
+    ``problems.jsonl``; a 0 given by a caller means the same) and a reason code from
     ``REASONS``. Problems never raise Python exceptions beyond ``StrictModeError`` (a ``DatasetError``), so the
     command line turns the first one into a single line ``file:line: reason: detail`` with exit code 1.
 """
@@ -68,19 +69,26 @@ class Problem:
     Attributes:
         file: Path of the offending file as given to the reader (the builder passes paths relative to the
             DOTA root).
-        line: 1-based line number in a label file, 0 when the problem concerns the whole file.
+        line: 1-based line number in a label file, None (or 0, stored as None) when the problem concerns the
+            whole file.
         reason: A key of ``REASONS`` (DOTA sources), ``AITOD_REASONS`` or ``SLICE_REASONS``.
         detail: Human-readable specifics (the offending token, the image size, ...).
     """
 
     file: str
-    line: int
+    line: int | None
     reason: str
     detail: str = ""
 
     def __post_init__(self) -> None:
         if self.reason not in _KNOWN:
             raise ValueError(f"reason: unknown problem reason {self.reason!r}")
+        if not self.line:
+            object.__setattr__(self, "line", None)
+
+    def sort_key(self) -> tuple[str, int, str, str]:
+        """File, line (a whole-file problem first), reason, detail."""
+        return (self.file, self.line or 0, self.reason, self.detail)
 
     def message(self) -> str:
         """One line ``file:line: reason: detail``."""
@@ -118,7 +126,7 @@ class ProblemLog:
     @property
     def problems(self) -> list[Problem]:
         """All problems, sorted by file, line, reason and detail (a stable order for ``problems.jsonl``)."""
-        return sorted(self._problems)
+        return sorted(self._problems, key=Problem.sort_key)
 
     def counts(self) -> dict[str, int]:
         """Number of problems per reason, keys sorted."""

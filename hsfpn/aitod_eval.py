@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import math
@@ -98,6 +99,10 @@ PER_CLASS_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES if f.per_class)
 _IOU_CAP = 1 - 1e-10
 # Number of candidate (detection, ground truth) pairs whose IoU is computed in one vectorised chunk.
 _PAIR_CHUNK = 1 << 20
+#: An annotation's ``area`` is far from its box when it is more than this factor above or below the box's w x h.
+#: A COCO segmentation area lies within the box, mostly well above half of it; an area the size of the whole
+#: image (SAHI's test jsons) is thousands of times a tiny box's.
+AREA_FACTOR = 2.0
 
 
 class AITODInputError(HSFPNError):
@@ -264,6 +269,22 @@ def _unique_ids(ids: np.ndarray, source: str, what: str) -> None:
         raise AITODInputError(f"{source}: {what} {i}: duplicate id {int(ids[i])}")
 
 
+def far_from_box(areas: Any, widths: Any, heights: Any) -> Any:
+    """Whether each ``area`` is more than :data:`AREA_FACTOR` above or below its box's w x h (arrays or numbers)."""
+    box = np.multiply(widths, heights)
+    return (np.greater(areas, AREA_FACTOR * box)) | (np.less(np.multiply(areas, AREA_FACTOR), box))
+
+
+def far_area_note(source: str, far: int, total: int, example: tuple[Any, float, float, float]) -> str:
+    """The one line on ``far`` of ``total`` annotations whose area is far from w x h, with one ``(annotation id,
+    area, w, h)`` as the example: the size ranges go by area, so the line points at ``--area-from-box``."""
+    ann_id, area, w, h = example
+    shown = f"{area:,.0f}" if float(area).is_integer() else f"{area:,.6g}"  # 1,048,576 rather than 1.04858e+06
+    return (f"{source}: {far:,} of {total:,} annotations have an area more than {AREA_FACTOR:g}x away from their "
+            f"box's w x h (e.g. annotation id {ann_id}: area {shown} for a {w:g} x {h:g} box); the AI-TOD size "
+            "ranges go by area: --area-from-box uses w x h")
+
+
 @dataclass(frozen=True, eq=False)
 class GroundTruth:
     """COCO-format ground truth as arrays (one row per annotation, in file order).
@@ -391,6 +412,31 @@ class GroundTruth:
             areas=self.areas[keep],
             iscrowd=self.iscrowd[keep],
         )
+
+    def far_areas(self) -> np.ndarray:
+        """(N,) bool: the annotations whose ``area`` is far from their box's w x h (:func:`far_from_box`)."""
+        return far_from_box(self.areas, self.boxes[:, 2], self.boxes[:, 3])
+
+    def with_box_areas(self) -> GroundTruth:
+        """The same ground truth with each box's w x h as its ``area`` (what the size ranges then test)."""
+        return dataclasses.replace(self, areas=self.boxes[:, 2] * self.boxes[:, 3])
+
+    def area_note(self, source: str, *, from_box: bool) -> str | None:
+        """One line on areas far from their box's w x h (None when there are none and ``from_box`` is off).
+
+        Args:
+            source: The ground truth's name (its file).
+            from_box: Whether the evaluation replaces every area by w x h (``--area-from-box``).
+        """
+        far = np.flatnonzero(self.far_areas())
+        if from_box:
+            return (f"{source}: the size ranges use each box's w x h as its area (--area-from-box); {len(far):,} of "
+                    f"{len(self.areas):,} annotations had an area more than {AREA_FACTOR:g}x away from it")
+        if not len(far):
+            return None
+        j = int(far[0])
+        example = (int(self.ann_ids[j]), float(self.areas[j]), *self.boxes[j, 2:].tolist())
+        return far_area_note(source, len(far), len(self.areas), example)
 
     def to_coco(self) -> dict:
         """The ground truth as a COCO dict (for pycocotools and for writing files)."""
@@ -1077,6 +1123,8 @@ def evaluate_files(
     out: Path | None = None,
     params: AITODParams | None = None,
     log: Callable[[str], None] = logger.debug,
+    area_from_box: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a detections file against a COCO-format ground-truth file with AI-TOD's parameters.
 
@@ -1086,6 +1134,8 @@ def evaluate_files(
         out: Where to write the report as JSON (atomically). Defaults to not writing it.
         params: Evaluation parameters. Defaults to AI-TOD's.
         log: Progress messages. Defaults to ``logger.debug``.
+        area_from_box: Use each ground-truth box's w x h as its area (for jsons whose ``area`` is something else).
+        note: Receives one line when areas are far from their box's w x h (:meth:`GroundTruth.area_note`).
 
     Returns:
         ``{"AP", "AP50", "AP75", "APvt", "APt", "APs", "APm", "AR100", "AR300", "AR1500", "ARvt", "ARt", "ARs",
@@ -1096,6 +1146,11 @@ def evaluate_files(
         AITODInputError: Missing or empty file, wrong JSON shape, or a bad entry (named by index and field).
     """
     gt = GroundTruth.from_file(ann)
+    line = gt.area_note(str(ann), from_box=area_from_box)
+    if line is not None and note is not None:
+        note(line)
+    if area_from_box:
+        gt = gt.with_box_areas()
     detections = Detections.from_file(dets, gt)
     log(f"loaded {len(gt.ann_ids)} ground truths on {len(gt.img_ids)} images, {len(detections.scores)} detections")
     evaluator = AITODEval(gt, detections, params, log=log)

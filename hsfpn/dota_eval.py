@@ -5,10 +5,14 @@ Numpy only. ``hsfpn-repro eval --protocol dota`` calls :func:`evaluate_task2_fil
 Notes:
     The protocol (VOC 2007 style), per class:
 
-    * Ground truth comes from DOTA label files: the horizontal box of an object is its polygon's points 1 and 3,
-      each coordinate truncated by ``int(float(v))``, as ``[xmin, ymin, xmax, ymax]`` (the devkit assumes
-      horizontal label files). Header lines (``imagesource:``, ``gsd:``) and blank lines are skipped here
-      (the devkit cannot read them). The difficult flag is the tenth token (0 when missing).
+    * Ground truth comes from DOTA label files: the horizontal box of an object is the enclosing axis-aligned box
+      of its polygon, each coordinate truncated by ``int(float(v))`` first, as ``[xmin, ymin, xmax, ymax]``.
+      The devkit takes points 1 and 3 instead, because its ground truth is DOTA's HBB label files, whose
+      polygons are axis-aligned and start at the top-left corner: there the two rules give the same box. On
+      oriented labels (``labelTxt/``) points 1 and 3 are two corners of a rotated box; the enclosing box is how
+      DOTA's HBB labels are made from them, and the report counts the polygons that were not axis-aligned.
+      Header lines (``imagesource:``, ``gsd:``) and blank lines are skipped here (the devkit cannot read them).
+      The difficult flag is the tenth token (0 when missing).
     * Detections are the ``Task2_{class}.txt`` lines ``image score xmin ymin xmax ymax``, visited by descending
       score; ties keep the file order (a stable sort: the devkit's quicksort leaves their order unspecified).
     * A detection matches the ground truth of its image and class with the largest pixel-inclusive IoU
@@ -22,17 +26,21 @@ Notes:
 
     Where the devkit crashes, this evaluator decides: a class without a detection file has no detections, and
     detections of images outside the image set are ignored (and counted in the report).
+
+    The image set (:func:`resolve_imageset`) is ``--imageset`` when given; else the images a ``detect`` run
+    processed; else the label files that have an image in the ``images/`` folder beside the label folder (DOTA's
+    layout); else every label file. A label file left out is counted, never scored as missed objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from dotamini10.read import label_lines
+from dotamini10.read import IMAGE_SUFFIXES, label_lines
 
 from .errors import HSFPNError
 
@@ -53,11 +61,13 @@ class ImageTruth:
         classes: Class name per object.
         boxes: ``[xmin, ymin, xmax, ymax]`` per object (integers as floats), shape (K, 4).
         difficult: Shape (K,), bool.
+        rotated: Shape (K,), bool: the polygon is not axis-aligned (its box is its enclosing box).
     """
 
     classes: list[str]
     boxes: np.ndarray
     difficult: np.ndarray
+    rotated: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -87,20 +97,39 @@ def truth_from_label_text(text: str, *, file: str) -> ImageTruth:
         DotaEvalError: An object line has fewer than 9 tokens or a coordinate that is not a number; the message
             names the file and line.
     """
-    classes, boxes, difficult = [], [], []
+    classes, boxes, difficult, rotated = [], [], [], []
     for number, tokens in label_lines(text):
         if len(tokens) < 9:
             raise DotaEvalError(f"{file}:{number}: expected 'x1 y1 ... x4 y4 class [difficult]', "
                                 f"got {len(tokens)} tokens")
         try:
-            box = [int(float(tokens[k])) for k in (0, 1, 4, 5)]
+            corners = [int(float(v)) for v in tokens[:8]]
             flag = int(tokens[9]) if len(tokens) >= 10 else 0
         except ValueError:
             raise DotaEvalError(f"{file}:{number}: coordinates and difficult flag must be numbers") from None
+        box, aligned = enclosing_box(corners)
         classes.append(tokens[8])
         boxes.append(box)
         difficult.append(bool(flag))
-    return ImageTruth(classes, np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array(difficult, dtype=bool))
+        rotated.append(not aligned)
+    return ImageTruth(classes, np.array(boxes, dtype=np.float64).reshape(-1, 4), np.array(difficult, dtype=bool),
+                      np.array(rotated, dtype=bool))
+
+
+def enclosing_box(corners: Sequence[int]) -> tuple[list[int], bool]:
+    """The enclosing axis-aligned box of a polygon's truncated corners, and whether the polygon is that box.
+
+    Args:
+        corners: ``x1 y1 x2 y2 x3 y3 x4 y4`` (already truncated as the devkit truncates).
+
+    Returns:
+        ``([xmin, ymin, xmax, ymax], axis_aligned)``; on an axis-aligned polygon that starts at its top-left
+        corner the box is the devkit's points 1 and 3.
+    """
+    xs, ys = corners[0::2], corners[1::2]
+    box = [min(xs), min(ys), max(xs), max(ys)]
+    box_corners = {(box[0], box[1]), (box[2], box[1]), (box[2], box[3]), (box[0], box[3])}
+    return box, set(zip(xs, ys, strict=True)) == box_corners
 
 
 def read_ground_truth(label_dir: Path, imageset: Sequence[str] | None = None) -> dict[str, ImageTruth]:
@@ -117,12 +146,8 @@ def read_ground_truth(label_dir: Path, imageset: Sequence[str] | None = None) ->
         DotaEvalError: The folder is missing or empty, or an image of the set has no label file.
     """
     label_dir = Path(label_dir)
-    if not label_dir.is_dir():
-        raise DotaEvalError(f"--ann {label_dir}: label folder not found")
     if imageset is None:
-        imageset = [p.stem for p in sorted(label_dir.glob("*.txt")) if p.is_file()]
-        if not imageset:
-            raise DotaEvalError(f"--ann {label_dir}: no .txt label files")
+        imageset = _label_names(label_dir)
     truth = {}
     for name in imageset:
         path = label_dir / f"{name}.txt"
@@ -134,6 +159,63 @@ def read_ground_truth(label_dir: Path, imageset: Sequence[str] | None = None) ->
             raise DotaEvalError(f"{path}: cannot read the label file ({type(exc).__name__})") from None
         truth[name] = truth_from_label_text(text, file=str(path))
     return truth
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """The images an evaluation scores and what chose them.
+
+    Attributes:
+        names: Image names (label file stems), in order.
+        source: What chose them, for the report's line.
+        left_out: Label files of the folder not in the set (not scored).
+    """
+
+    names: list[str]
+    source: str
+    left_out: list[str] = field(default_factory=list)
+
+
+def _label_names(label_dir: Path) -> list[str]:
+    if not label_dir.is_dir():
+        raise DotaEvalError(f"--ann {label_dir}: label folder not found")
+    names = [p.stem for p in sorted(label_dir.glob("*.txt")) if p.is_file()]
+    if not names:
+        raise DotaEvalError(f"--ann {label_dir}: no .txt label files")
+    return names
+
+
+def resolve_imageset(
+    label_dir: Path, *, imageset_file: Path | None = None, run_images: Sequence[str] | None = None,
+    run_source: str = "the detect run",
+) -> ImageSet:
+    """The image set of an evaluation, by the rule of the module notes.
+
+    Args:
+        label_dir: Folder of DOTA label files.
+        imageset_file: ``--imageset``: image names, one per line.
+        run_images: The images a detect run processed (its ``detect.json``), when the results come from one.
+        run_source: How to name that run in the report.
+
+    Raises:
+        DotaEvalError: No label folder or label file, an unreadable image-set file, an empty set.
+    """
+    label_dir = Path(label_dir)
+    labels = _label_names(label_dir)
+    images = label_dir.parent / "images"
+    if imageset_file is not None:
+        names, source = read_imageset(imageset_file), f"--imageset {imageset_file}"
+    elif run_images is not None:
+        names, source = list(run_images), run_source
+    elif images.is_dir():
+        have = {p.stem for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        names, source = [n for n in labels if n in have], f"the label files with an image in {images}"
+    else:
+        names, source = labels, f"every label file of {label_dir}"
+    if not names:
+        raise DotaEvalError(f"--ann {label_dir}: no image to evaluate ({source} is empty)")
+    chosen = set(names)
+    return ImageSet(names, source, [n for n in labels if n not in chosen])
 
 
 def read_imageset(path: Path) -> list[str]:
@@ -242,7 +324,8 @@ def evaluate_task2(
 
     Returns:
         The report: ``protocol``, ``mAP`` and ``per_class`` (fractions), ``counts`` per class, ``images``,
-        and ``missing_files`` (classes without a result file).
+        ``objects`` and ``rotated_polygons`` (ground-truth objects of the image set, and those whose polygon was
+        not axis-aligned), and ``missing_files`` (classes without a result file).
 
     Raises:
         DotaEvalError: Bad folders or label files.
@@ -272,6 +355,8 @@ def evaluate_task2(
         counts={c: dict(ground_truth=r.ground_truth, detections=r.detections, true_positives=r.true_positives,
                         ignored_outside_imageset=r.ignored) for c, r in results.items()},
         images=len(truth),
+        objects=sum(len(t.classes) for t in truth.values()),
+        rotated_polygons=int(sum(t.rotated.sum() for t in truth.values())),
         missing_files=missing,
     )
 
@@ -282,13 +367,16 @@ def evaluate_task2_files(
     classes: Sequence[str],
     *,
     imageset_file: Path | None = None,
+    run_images: Sequence[str] | None = None,
     out: Path | None = None,
 ) -> dict[str, object]:
-    """:func:`evaluate_task2` from paths, writing the report atomically to ``out`` when given."""
+    """:func:`evaluate_task2` on the image set of :func:`resolve_imageset`, writing the report atomically to
+    ``out`` when given; the report's ``imageset`` says what chose the set and which label files it left out."""
     from dotamini10.io import write_json
 
-    imageset = read_imageset(imageset_file) if imageset_file is not None else None
-    report = evaluate_task2(dets_dir, label_dir, classes, imageset=imageset)
+    chosen = resolve_imageset(label_dir, imageset_file=imageset_file, run_images=run_images)
+    report = evaluate_task2(dets_dir, label_dir, classes, imageset=chosen.names)
+    report["imageset"] = dict(source=chosen.source, left_out_label_files=chosen.left_out)
     if out is not None:
         write_json(Path(out), report, indent=2)
     return report

@@ -64,6 +64,9 @@ class AITODMetric(BaseMetric):
         collect_device: Device used to collect results across ranks, 'cpu' or 'gpu'. Defaults to 'cpu'.
         prefix: Prefix of the returned keys. Defaults to None, meaning ``default_prefix`` ('aitod').
         params: Evaluation parameters. Defaults to AI-TOD's (:class:`hsfpn.aitod_eval.AITODParams`).
+        area_from_box: Use each ground-truth box's w x h as its area in the size ranges (for an ``ann_file`` whose
+            ``area`` is something else: the log says how many areas are far from w x h either way). Defaults to
+            False. The ground truth built from the samples always uses w x h.
 
     Notes:
         Labels map to category ids through the class names of ``dataset_meta['classes']`` (each name must be a
@@ -88,6 +91,7 @@ class AITODMetric(BaseMetric):
         collect_device: str = "cpu",
         prefix: str | None = None,
         params: AITODParams | dict | None = None,
+        area_from_box: bool = False,
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if format_only and outfile_prefix is None:
@@ -104,6 +108,11 @@ class AITODMetric(BaseMetric):
         if ann_file is not None:
             with get_local_path(ann_file, backend_args=backend_args) as local_path:
                 self._gt = GroundTruth.from_coco(read_json(Path(local_path), what="ground truth", error=AITODInputError), source=str(ann_file))
+            note = self._gt.area_note(str(ann_file), from_box=area_from_box)
+            if note is not None:
+                MMLogger.get_current_instance().warning(note)
+            if area_from_box:
+                self._gt = self._gt.with_box_areas()
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep each sample's predictions (xyxy boxes, scores, labels) and, without ``ann_file``, its ground truth.

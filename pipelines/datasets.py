@@ -12,7 +12,9 @@ Layouts (paths relative to the data root):
 * Synthetic smoke set (:mod:`pipelines.synthetic_coco`): the DOTAmini10 convention with a ``test`` split.
 * Any COCO-format set (``hsfpn-repro train``: VisDrone, SODA, a user's own): ``annotations/train.json`` and
   ``annotations/val.json`` by default, images found in ``images/{split}/``, ``{split}/`` or ``images/``; every
-  path can be given. The classes are the json's categories (in id order), the same in both files.
+  path can be given. The classes are the training json's categories in the order it lists them (the order
+  MMDetection numbers labels in: label ``i`` is the ``i``-th listed category, whatever the ids), the same
+  names in both files.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _require_file(root: Path, rel: str, what: str) -> None:
 
 
 def quick_categories(path: Path, window: int = 1 << 20) -> list[str] | None:
-    """Category names (in id order) of a COCO json, read from its first and last ``window`` bytes only.
+    """Category names of a COCO json in the order it lists them, read from its first and last ``window`` bytes.
 
     AI-TOD's jsons are hundreds of MB; their ``categories`` list sits at one end, so the check costs a
     couple of reads instead of a full parse.
@@ -123,7 +125,7 @@ def quick_categories(path: Path, window: int = 1 << 20) -> list[str] | None:
             start = text.find("[", at)
             try:
                 cats, _ = decoder.raw_decode(text, start)
-                return [c["name"] for c in sorted(cats, key=lambda c: c["id"])]
+                return [c["name"] for c in cats]
             except (ValueError, KeyError, TypeError):
                 at = text.find('"categories"', at + 1)
     return None
@@ -241,7 +243,8 @@ def dotamini10_layout(root: Path) -> DatasetLayout:
 
 
 def coco_categories(path: Path) -> tuple[str, ...]:
-    """Category names of a COCO json in id order (read from either end first, else parsed whole).
+    """Category names of a COCO json in the order it lists them (read from either end first, else parsed whole):
+    MMDetection's label order (its ``CocoDataset.cat_ids`` follow the list, not the ids).
 
     Raises:
         DataRootError: The file is unreadable or not JSON, has no ``categories``, or repeats a name.
@@ -250,7 +253,7 @@ def coco_categories(path: Path) -> tuple[str, ...]:
     if names is None:
         record = read_json(path, what="COCO annotations", error=DataRootError)
         try:
-            names = [c["name"] for c in sorted(record["categories"], key=lambda c: c["id"])]
+            names = [c["name"] for c in record["categories"]]
         except (KeyError, TypeError) as exc:
             raise DataRootError(f"{path}: no usable 'categories' list ({type(exc).__name__}: {exc})") from None
     if not names:
@@ -280,7 +283,7 @@ def coco_layout(
         val_images: The same for the evaluation images (``images/val``, ``val``, ``images``).
 
     Returns:
-        The layout (name ``"coco"``), its classes those of the training json, in category-id order.
+        The layout (name ``"coco"``), its classes those of the training json, in its order (labels' order).
 
     Raises:
         DataRootError: A file or folder is missing, a json has no usable categories, or the training and

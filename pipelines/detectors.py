@@ -218,6 +218,81 @@ def _apply_pretrained(model: dict[str, Any], path: Path | None) -> None:
         neck["rfp_backbone"]["pretrained"] = None if path is None else str(path)
 
 
+# Where a config's weights would be downloaded from (MMEngine's schemes and plain URLs): nothing is downloaded here.
+REMOTE_SCHEMES = ("torchvision://", "open-mmlab://", "openmmlab://", "mmcls://", "mmpretrain://", "modelzoo://",
+                  "http://", "https://", "s3://")
+
+
+def weights_sources(cfg: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """Every weights file a config would load before training: ``(where, holder, key)`` with
+    ``holder[key]`` the path or URL (an ``init_cfg`` of type ``Pretrained`` anywhere in the model, a
+    ``pretrained=`` string, the top-level ``load_from``)."""
+    found: list[tuple[str, dict[str, Any], str]] = []
+
+    def visit(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "Pretrained" and isinstance(node.get("checkpoint"), str):
+                found.append((f"{where}.checkpoint", node, "checkpoint"))
+            if isinstance(node.get("pretrained"), str):
+                found.append((f"{where}.pretrained", node, "pretrained"))
+            for key, value in node.items():
+                visit(value, f"{where}.{key}")
+        elif isinstance(node, (list, tuple)):
+            for k, item in enumerate(node):
+                visit(item, f"{where}[{k}]")
+
+    visit(cfg.model, "model")
+    if isinstance(cfg.get("load_from"), str):
+        found.append(("load_from", cfg, "load_from"))
+    return found
+
+
+def _weights_file(source: str) -> tuple[str, tuple[str, ...]]:
+    # The file a download stands for: a glob pattern and the standard names tried first.
+    name = source.split("://", 1)[-1]
+    if source.startswith("torchvision://"):
+        standard = {"resnet50": "R-50", "resnet101": "R-101"}.get(name, "")
+        return f"{name}-*.pth", BACKBONE_WEIGHTS.get(standard, ())
+    if source.startswith(("open-mmlab://", "openmmlab://")):
+        from mmengine.runner.checkpoint import get_external_models
+
+        name = get_external_models().get(name, name)
+    return name.rsplit("/", 1)[-1], ()
+
+
+def local_weights(source: str, folder: Path | None) -> Path | None:
+    """The file in ``folder`` that stands for a download: ``torchvision://resnet50`` is torchvision's
+    ``resnet50-*.pth`` (its standard names first), ``open-mmlab://name`` and a URL their file's name; None when
+    there is no folder or no such file."""
+    if folder is None:
+        return None
+    pattern, standard = _weights_file(source)
+    candidates = [folder / n for n in standard] + sorted(folder.glob(pattern))
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+def localize_weights(cfg: Any, folder: Path | None, *, label: str) -> None:
+    """Point every download a config asks for at its file in ``folder`` (``--pretrained``), in place.
+
+    Raises:
+        PipelineError: A download with no file in ``folder`` (or no folder), or a local file that does not exist;
+            one line naming the config field, the source and both ways out.
+    """
+    for where, holder, key in weights_sources(cfg):
+        source = holder[key]
+        if not source.startswith(REMOTE_SCHEMES):
+            if not Path(source).expanduser().is_file():
+                raise PipelineError(f"{label}: {where} names {source}, which does not exist")
+            continue
+        path = local_weights(source, folder)
+        if path is None:
+            pattern = _weights_file(source)[0]
+            given = f"--pretrained {folder} has no {pattern}" if folder else f"give --pretrained DIR holding {pattern}"
+            raise PipelineError(f"{label}: {where} wants pretrained weights from {source}, which cannot be "
+                                f"downloaded here; {given}, or remove {where.rsplit('.', 1)[0]} (random init)")
+        holder[key] = str(path)
+
+
 def load_detector_config(detector: Detector) -> Any:
     """Load a row's config file as an mmengine ``Config`` (requires mmengine)."""
     if detector.config is None:
@@ -228,7 +303,8 @@ def load_detector_config(detector: Detector) -> Any:
 
 
 def apply_schedule(cfg: Any, settings: Settings) -> None:
-    """Apply the preset's input size, schedule, batch and logging to a config (in place)."""
+    """Apply the preset's input size, schedule, batch, logging, the checkpoints kept and the evaluator's area rule
+    to a config (in place)."""
     scale = (settings.img_scale, settings.img_scale)
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         for step in cfg[loader].dataset.pipeline:
@@ -240,11 +316,17 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
         cfg[loader].persistent_workers = settings.num_workers > 0
     cfg.train_cfg.max_epochs = settings.max_epochs
     cfg.train_cfg.val_interval = settings.val_interval or settings.max_epochs
+    # Every epoch is saved (a job resumes from its last); "last" removes the one before once the next is written
+    # (a stock config keeps them all: 2.4 GB for a short run), the best is kept beside it.
+    cfg.default_hooks.checkpoint.max_keep_ckpts = 1 if settings.keep_checkpoints == "last" else -1
     if settings.val_interval:
         # Keep the best epoch by AI-TOD AP; the job saves each epoch's checkpoint after its validation, so the
         # best record travels with the checkpoint a resume starts from.
         cfg.default_hooks.checkpoint.save_best = "aitod/AP"
         cfg.default_hooks.checkpoint.rule = "greater"
+    if settings.area_from_box:
+        for name in ("val_evaluator", "test_evaluator"):
+            cfg[name].area_from_box = True
     warmup, steps = cfg.param_scheduler
     warmup["end"] = settings.warmup_iters
     steps["end"] = settings.max_epochs
@@ -265,6 +347,27 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     cfg.job = dict(
         processes=settings.processes, effective_batch=settings.effective_batch, val_interval=settings.val_interval
     )
+    resolve_variables(cfg)
+
+
+def resolve_variables(cfg: Any) -> None:
+    """Rewrite the base config's top-level variables with the values the job uses (in place).
+
+    A config file's variables (``data_root``, ``metainfo``, ``img_scale``, ``train_pipeline``, ``max_epochs``...)
+    were copied into the loaders and schedule when it was loaded; the job changes those copies, and the
+    variables would stay in ``job_config.py`` with the base's values (AI-TOD's root and classes, 800 px, 12
+    epochs). Each one present is set to what the job reads, so the file read alone tells the truth.
+    """
+    train, test = cfg.train_dataloader.dataset, cfg.test_dataloader.dataset
+    values = dict(data_root=train.get("data_root"), metainfo=train.get("metainfo"),
+                  train_pipeline=train.get("pipeline"), test_pipeline=test.get("pipeline"),
+                  max_epochs=cfg.train_cfg.get("max_epochs"))
+    values["classes"] = (values["metainfo"] or {}).get("classes")
+    scales = [step["scale"] for step in train.get("pipeline") or () if step.get("type") == "Resize" and "scale" in step]
+    values["img_scale"] = scales[0] if scales else None
+    for key, value in values.items():
+        if key in cfg and value is not None:
+            cfg[key] = copy.deepcopy(value)
 
 
 def cap_per_image(model: dict[str, Any], cap: int) -> None:

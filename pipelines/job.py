@@ -49,11 +49,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def dataset_category_ids(dataset: Any) -> list[int] | None:
+    """The json category id of each label of a training dataset (mmdet's ``cat_ids``: label ``i`` is category
+    ``cat_ids[i]``), looked up through dataset wrappers; None when the dataset has none (not a COCO json)."""
+    while not hasattr(dataset, "cat_ids") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    ids = getattr(dataset, "cat_ids", None)
+    if not ids or len(ids) != len(dataset.metainfo.get("classes") or ()):
+        return None
+    return [int(i) for i in ids]
+
+
 def export_model(runner: Any, path: Path) -> None:
-    """Write the trained weights and the dataset's class names to ``path`` (rank 0 only; atomic).
+    """Write the trained weights and the dataset's class names and category ids to ``path`` (rank 0; atomic).
 
     The file is what ``mmdet.apis.init_detector(job_config.py, path)`` loads: ``state_dict`` plus
-    ``meta['dataset_meta']['classes']``, with plain values only (it loads with ``weights_only=True``).
+    ``meta['dataset_meta']['classes']`` and ``['category_ids']`` (the training json's id of each class, which
+    ``detect`` writes into its COCO results), with plain values only (it loads with ``weights_only=True``).
     """
     import torch
     from mmengine.dist import is_main_process
@@ -63,7 +75,12 @@ def export_model(runner: Any, path: Path) -> None:
         return
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    meta = dict(dataset_meta=_plain(runner.train_dataloader.dataset.metainfo), epoch=runner.epoch, iter=runner.iter)
+    dataset = runner.train_dataloader.dataset
+    dataset_meta = _plain(dataset.metainfo)
+    ids = dataset_category_ids(dataset)
+    if ids is not None:
+        dataset_meta["category_ids"] = ids
+    meta = dict(dataset_meta=dataset_meta, epoch=runner.epoch, iter=runner.iter)
     with atomic_path(path) as tmp:
         torch.save(dict(state_dict=state, meta=meta), tmp)
 

@@ -15,6 +15,8 @@ A job (one row and neck of a table, or one ``hsfpn-repro train``) keeps everythi
 * ``failed.json``: the last failure (error line, log, exit code); a later run retries the job;
 * ``model.pth``: the trained weights with the class names (``detect`` and ``init_detector`` take it);
 * ``train.json``, ``train.md`` and ``training.png``: what ``hsfpn-repro train`` resolved and reports;
+* ``data_check/``: under ``--skip-bad``, the dataset's jsons without the bad objects and ``skipped.json``
+  (:mod:`pipelines.dataset_check` names and writes them);
 * mmengine's own files: ``epoch_N.pth``, ``best_*.pth``, ``last_checkpoint`` and its timestamped log folders.
 
 The module needs only the standard library: the runner reads folders without loading torch.
@@ -133,6 +135,10 @@ class JobFolder:
     @property
     def figure(self) -> Path:
         return self.path / "training.png"
+
+    @property
+    def data_check(self) -> Path:
+        return self.path / "data_check"
 
     @property
     def last_checkpoint_marker(self) -> Path:

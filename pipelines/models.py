@@ -65,6 +65,17 @@ class Checkpoint:
         """The class names of the dataset it was trained on (``meta['dataset_meta']['classes']``), if given."""
         return tuple((self.meta.get("dataset_meta") or {}).get("classes") or ())
 
+    @property
+    def category_ids(self) -> tuple[int, ...] | None:
+        """The training json's category id of each class (``meta['dataset_meta']['category_ids']``, written by
+        the toolkit's jobs), or None when the file does not give one integer per class."""
+        ids = (self.meta.get("dataset_meta") or {}).get("category_ids")
+        if not isinstance(ids, (list, tuple)) or len(ids) != len(self.classes) or len(set(ids)) != len(ids):
+            return None
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return None
+        return tuple(ids)
+
 
 @dataclass
 class ModelConfig:
@@ -97,12 +108,14 @@ class LoadedModel:
         classes: Class names, in label order.
         cfg: Its config.
         identity: A digest of the resolved config and the weights file (what a resumed run compares).
+        category_ids: The training json's category id of each class, when the checkpoint records them.
     """
 
     model: Any
     classes: tuple[str, ...]
     cfg: Any
     identity: str
+    category_ids: tuple[int, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,10 +357,11 @@ def load_model(resolved: ModelConfig, checkpoint: Path, *, device: str = "cpu",
     model = build_model(cfg)
     _load_state(model, weights, checkpoint, resolved, error)
     model.cfg = cfg
-    model.dataset_meta = dict(classes=classes)
+    ids = weights.category_ids if weights.classes == classes else None
+    model.dataset_meta = dict(classes=classes) if ids is None else dict(classes=classes, category_ids=list(ids))
     model.to(device)
     model.eval()
     # The resolved config's content (pretty_text would run a code formatter: seconds for nothing) and the file.
     stat = checkpoint.stat()
     text = json.dumps(cfg.to_dict(), sort_keys=True, default=str) + f"{checkpoint.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return LoadedModel(model, classes, cfg, hashlib.sha256(text.encode()).hexdigest()[:16])
+    return LoadedModel(model, classes, cfg, hashlib.sha256(text.encode()).hexdigest()[:16], ids)

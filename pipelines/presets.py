@@ -27,6 +27,7 @@ from .errors import PipelineError
 
 PRESETS: tuple[str, ...] = ("paper", "smoke", "demo")
 LAUNCHERS: tuple[str, ...] = ("none", "pytorch", "slurm")
+KEEP_CHECKPOINTS: tuple[str, ...] = ("last", "all")
 
 
 class SettingsError(PipelineError):
@@ -86,6 +87,10 @@ class Settings:
         max_per_img: Cap on proposals and detections per image (``nms_pre``, ``max_per_img``); ``None``
             keeps the configs' 3000 (AI-TOD images hold hundreds of objects).
         srun_args: Extra arguments for ``srun`` (slurm launcher), e.g. ``"-p gpu --time 48:00:00"``.
+        keep_checkpoints: ``"last"`` keeps the last epoch's checkpoint (and the best, when validating); ``"all"``
+            keeps every epoch's.
+        skip_bad: Drop the images and annotations the dataset check finds bad (recorded) instead of stopping.
+        area_from_box: The evaluation uses each box's w x h as its area in the size ranges.
         synthetic: Shape of the smoke dataset.
     """
 
@@ -109,6 +114,9 @@ class Settings:
     log_interval: int = 50
     max_per_img: int | None = None
     srun_args: str = ""
+    keep_checkpoints: str = "last"
+    skip_bad: bool = False
+    area_from_box: bool = False
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
 
     @property
@@ -242,6 +250,9 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"launcher must be one of {', '.join(LAUNCHERS)}, got {s.launcher!r}")
     if s.gpus < 0:
         raise SettingsError(f"gpus must be >= 0, got {s.gpus}")
+    if s.keep_checkpoints not in KEEP_CHECKPOINTS:
+        raise SettingsError(
+            f"keep_checkpoints must be one of {', '.join(KEEP_CHECKPOINTS)}, got {s.keep_checkpoints!r}")
     _validate_processes(s)
     for name in ("img_scale", "max_epochs", "batch_per_gpu", "log_interval"):
         if getattr(s, name) < 1:

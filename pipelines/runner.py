@@ -43,7 +43,16 @@ class JobBusy(PipelineError):
 
 
 class RunnerError(PipelineError):
-    """The plan cannot run (duplicate job keys, a work dir that cannot be created)."""
+    """The plan cannot run (duplicate job keys, a work dir that cannot be created, GPUs this machine lacks)."""
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a running job: its processes were stopped and the attempt recorded; ``job`` is the job (its
+    folder names the checkpoint a rerun resumes from)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.key)
+        self.job = job
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,33 @@ def launch_command(
     return command
 
 
+def gpu_shortfall(gpus: int, launcher: str) -> str | None:
+    """Why this machine cannot give a job ``gpus`` CUDA devices (None when it can, or when Slurm places the job on
+    other nodes). Imports torch: for the commands that train, not for ``--help``."""
+    if gpus == 0 or launcher == "slurm":
+        return None
+    import torch
+
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if found >= gpus:
+        return None
+    have = "no CUDA device" if found == 0 else f"only {found} CUDA device(s)"
+    return (f"--gpus {gpus}: this machine has {have}; --gpus 0 runs the job on the CPU instead, or run it where "
+            "the GPUs are")
+
+
+def check_gpus(gpus: int, launcher: str) -> None:
+    """Stop before anything is read or written when the GPUs asked for are not here (:func:`gpu_shortfall`): a
+    job would otherwise train on the CPU for hours while its records say GPUs.
+
+    Raises:
+        RunnerError: One line saying what is missing and how to run on the CPU instead.
+    """
+    problem = gpu_shortfall(gpus, launcher)
+    if problem is not None:
+        raise RunnerError(problem)
+
+
 def job_env(gpus: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of a job process: the toolkit importable, unbuffered output, no GPU when ``gpus`` is 0."""
     env = dict(os.environ if base is None else base)
@@ -359,8 +395,8 @@ def run_jobs(
 
     Raises:
         RunnerError: Duplicate job keys.
-        KeyboardInterrupt: Re-raised after the running job's process group was stopped and the attempt
-            recorded (the next run resumes it).
+        JobInterrupted: Ctrl-C (a KeyboardInterrupt), raised after the running job's process group was stopped
+            and the attempt recorded (the next run resumes it).
     """
     keys = [j.key for j in jobs]
     if len(set(keys)) != len(keys):
@@ -478,7 +514,7 @@ def _run_one(
         except KeyboardInterrupt:
             _stop(proc)
             _record_attempt(folder, start_wall, time.monotonic() - start, None)
-            raise
+            raise JobInterrupted(job) from None
     wall = time.monotonic() - start
     _record_attempt(folder, start_wall, wall, proc.returncode)
     return _conclude(job, proc.returncode, wall, emit, where, clock)
@@ -521,15 +557,18 @@ def _record_attempt(folder: JobFolder, start_wall: float, wall_s: float, rc: int
 __all__ = [
     "Job",
     "JobOnDisk",
+    "JobInterrupted",
     "JobResult",
     "JobStatus",
     "PlanClock",
     "ProgressEvent",
     "RunnerError",
+    "check_gpus",
     "error_line",
     "format_duration",
     "format_event",
     "free_port",
+    "gpu_shortfall",
     "inspect_job",
     "job_env",
     "job_state",

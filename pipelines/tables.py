@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,7 @@ class Plan:
         jobs: One job per (row, variant).
         out_dir: Where the outputs go (``WORK_DIR/PRESET``).
         data_problem: The data-root error a real run would stop at (dry runs only).
+        data_notes: The dataset check's lines (:meth:`pipelines.dataset_check.DatasetCheck.notes`).
     """
 
     spec: TableSpec
@@ -117,6 +118,7 @@ class Plan:
     jobs: list[Job]
     out_dir: Path
     data_problem: str | None = None
+    data_notes: list[str] = field(default_factory=list)
 
     def describe(self, with_configs: bool = False) -> str:
         """The plan as text: settings, dataset, each job's state and (optionally) its resolved config."""
@@ -137,6 +139,7 @@ class Plan:
             )
         if self.data_problem:
             lines.append(f"data: PROBLEM: {self.data_problem} (a real run stops here)")
+        lines += self.data_notes
         lines.append(f"outputs: {self.out_dir}")
         width = len(f"[{len(self.jobs)}/{len(self.jobs)}]")
         for i, job in enumerate(self.jobs, start=1):
@@ -231,15 +234,20 @@ def plan_table(
         raise TableError(f"table must be one of {', '.join(TABLE_SPECS)}, got {table!r}")
     spec = TABLE_SPECS[table]
     pairs = _select(spec, rows, necks)
-    problem = None
+    problem, notes = None, []
+    dataset_name = "synthetic" if settings.is_smoke else spec.dataset
+    base = settings.work_dir / settings.preset
     try:
         layout = _layout(spec, settings, data_paths or {}, dry_run)
+        if not settings.is_smoke:  # the synthetic set is written by the toolkit itself
+            from .dataset_check import check_dataset
+
+            checked = check_dataset(layout, skip_bad=settings.skip_bad, out=None if dry_run else base / "data_check")
+            layout, notes = checked.layout, checked.notes(settings.area_from_box)
     except PipelineError as exc:
         if not dry_run:
             raise
         problem, layout = str(exc), None
-    dataset_name = "synthetic" if settings.is_smoke else spec.dataset
-    base = settings.work_dir / settings.preset
     # Dry runs without usable data still resolve configs against the layout a run would use.
     cfg_layout = layout or DatasetLayout(
         spec.dataset,
@@ -264,7 +272,7 @@ def plan_table(
             jobs.append(Job(key, row, variant, work, blocked=JobStatus.NOT_AVAILABLE, reason=str(exc)))
             continue
         jobs.append(Job(key, row, variant, work, config_text=cfg.pretty_text))
-    return Plan(spec, settings, layout, jobs, base, problem)
+    return Plan(spec, settings, layout, jobs, base, problem, notes)
 
 
 def run_table(
@@ -277,6 +285,7 @@ def run_table(
     dry_run: bool = False,
     progress: EventFn | None = None,
     report_every_s: float = 300.0,
+    note: Callable[[str], None] | None = None,
 ) -> TableOutcome:
     """Plan a table, run its unfinished jobs and write its md / csv / png outputs.
 
@@ -289,14 +298,24 @@ def run_table(
         dry_run: Only plan (nothing is run or written).
         progress: Receives the runner's progress events.
         report_every_s: Seconds between "running" progress events of one job.
+        note: Receives the dataset check's lines before the first job starts.
 
     Returns:
         The plan, the results, the table rows and the output paths (empty in a dry run).
+
+    Raises:
+        RunnerError: GPUs asked for that this machine lacks (before anything is written).
     """
+    if not dry_run:
+        from .runner import check_gpus
+
+        check_gpus(settings.gpus, settings.launcher)
     plan = plan_table(table, settings, rows=rows, necks=necks, data_paths=data_paths, dry_run=dry_run)
     outcome = TableOutcome(plan)
     if dry_run:
         return outcome
+    for line in plan.data_notes:
+        (note or (lambda _: None))(line)
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
@@ -495,6 +514,7 @@ def reproduce(
     dry_run: bool = False,
     progress: EventFn | None = None,
     report_every_s: float = 300.0,
+    note: Callable[[str], None] | None = None,
     **overrides: Any,
 ) -> TableOutcome:
     """Resolve the settings (defaults, preset, overrides) and run (or dry-run) one table.
@@ -509,6 +529,7 @@ def reproduce(
         dry_run: Plan only.
         progress: Progress callback.
         report_every_s: Seconds between "running" progress events of one job.
+        note: Receives the dataset check's lines before the first job starts.
         **overrides: :class:`~pipelines.presets.Settings` fields given on the command line (``None`` = not given).
 
     Returns:
@@ -526,6 +547,7 @@ def reproduce(
         dry_run=dry_run,
         progress=progress,
         report_every_s=report_every_s,
+        note=note,
     )
 
 

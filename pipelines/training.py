@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from dotamini10.io import atomic_path, atomic_write_text, write_json
 from .datasets import DatasetLayout, apply_dataset, coco_layout
 from .detectors import DETECTORS, VARIANTS, apply_schedule, build_job_config
 from .errors import PipelineError
+from .job_folder import JobFolder
 from .metrics import METRIC_COLUMNS
 from .presets import Settings, resolve_settings
 from .runner import EventFn, Job, JobResult, JobStatus, job_env, job_state, launch_command, run_jobs
@@ -52,18 +53,23 @@ class TrainPlan:
     settings: Settings
     layout: DatasetLayout
     job: Job
+    notes: list[str] = field(default_factory=list)
 
     def describe(self, with_config: bool = False) -> str:
-        """The plan as text: model, data, devices, schedule, state; optionally the resolved config."""
+        """The plan as text: model, data, devices, schedule, state, the data check's notes; optionally the
+        resolved config."""
         s, d = self.settings, self.layout
         state, detail = job_state(self.job)
+        kept = "every epoch's checkpoint kept" if s.keep_checkpoints == "all" else "the last checkpoint kept"
         lines = [
             f"train {self.job.key} ({self.source}) on {d.root}: {len(d.classes)} classes {list(d.classes)}",
             f"data: train {d.train_ann} (images {d.train_img}), evaluation {d.test_ann} (images {d.test_img})",
             f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch {s.effective_batch}; "
             f"launcher {s.launcher}; {s.max_epochs} epochs, steps at {list(s.milestones)}; input {s.img_scale} px; "
-            + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval else "evaluated once at the end"),
+            + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval
+               else "evaluated once at the end") + f"; {kept}",
             f"work dir: {self.job.work_dir} ({state}{': ' + detail if detail else ''})",
+            *self.notes,
         ]
         if with_config and self.job.config_text is not None:
             lines += [f"\n# ---- resolved config (fingerprint {self.job.fingerprint})", self.job.config_text.rstrip()]
@@ -80,9 +86,16 @@ class TrainOutcome:
 
 
 def _file_config(path: str, neck: str | None, layout: DatasetLayout, settings: Settings) -> Any:
+    from .detectors import localize_weights
     from .models import resolve_config
 
     cfg = resolve_config(path, neck, necks=NECKS, error=TrainError).cfg
+    try:
+        # A stock config's backbone asks for torchvision:// or open-mmlab:// weights, which the job would try to
+        # download (and fail on, deep in its log): say so now, or take the file from --pretrained.
+        localize_weights(cfg, settings.pretrained, label=f"--config {path}")
+    except PipelineError as exc:
+        raise TrainError(str(exc)) from None
     try:
         imports = list(cfg.get("custom_imports", {}).get("imports", []))
         cfg.custom_imports = dict(imports=sorted({*imports, "hsfpn"}), allow_failed_imports=False)
@@ -122,8 +135,6 @@ def plan_training(
         cfg = build_job_config(DETECTORS[config], VARIANTS[variant], layout, settings)
         job = Job(f"{config}__{variant}", config, variant, settings.work_dir, config_text=cfg.pretty_text)
         return TrainPlan(config, settings, layout, job)
-    if settings.pretrained is not None and Path(config).is_file():
-        raise TrainError("--pretrained applies to row ids: a config file sets its backbone's init_cfg itself")
     cfg = _file_config(config, neck, layout, settings)  # a file, or the one-line error of what config is not
     path = Path(config)
     variant = neck or "own"
@@ -142,9 +153,14 @@ def train(
     dry_run: bool = False,
     progress: EventFn | None = None,
     report_every_s: float = 300.0,
+    note: Callable[[str], None] | None = None,
     **overrides: Any,
 ) -> TrainOutcome:
-    """Resolve, run (or dry-run) and report one training job on a COCO-format dataset.
+    """Resolve, check, run (or dry-run) and report one training job on a COCO-format dataset.
+
+    Before anything is written: the GPUs asked for must be here (:func:`pipelines.runner.check_gpus`), the
+    dataset is scanned (:func:`pipelines.dataset_check.check_dataset`: every image and annotation; ``skip_bad``
+    drops the bad ones into copies in the job's ``data_check/``) and the config must need no download.
 
     Args:
         config: Row id or config file (see :func:`plan_training`).
@@ -157,22 +173,38 @@ def train(
         dry_run: Only plan (nothing is written or run).
         progress: Receives the runner's progress events.
         report_every_s: Seconds between progress events of the running job.
+        note: Receives the data check's lines (images checked, areas far from w x h, what --skip-bad dropped)
+            before the job starts; a dry run keeps them in the plan instead.
         **overrides: :class:`~pipelines.presets.Settings` fields (``None`` = not given).
 
     Returns:
         The plan, the job's result and the report files (none in a dry run).
 
     Raises:
-        PipelineError: Bad settings, dataset or config (one line each).
+        PipelineError: Bad settings, dataset or config, GPUs that are not here (one line each; the dataset's
+            problems a line each).
     """
+    from .dataset_check import check_dataset
+    from .runner import check_gpus, gpu_shortfall
+
     settings = resolve_settings(preset, Path(work_dir), **overrides)
+    if not dry_run:
+        check_gpus(settings.gpus, settings.launcher)
+        JobFolder(settings.work_dir).trusted_checkpoint()  # a checkpoint the job did not record is refused now
     layout = coco_layout(data_root, **{k: v for k, v in (data_paths or {}).items() if v is not None})
-    plan = plan_training(config, settings, layout, neck=neck)
+    data = check_dataset(layout, skip_bad=settings.skip_bad,
+                         out=None if dry_run else JobFolder(settings.work_dir).data_check)
+    plan = plan_training(config, settings, data.layout, neck=neck)
+    plan.notes = data.notes(settings.area_from_box)
     outcome = TrainOutcome(plan)
     if dry_run:
+        shortfall = gpu_shortfall(settings.gpus, settings.launcher)
+        plan.notes += [f"PROBLEM: {shortfall} (a real run stops here)"] if shortfall else []
         return outcome
-    plan.job.folder.trusted_checkpoint()  # a checkpoint the job did not record is refused before anything runs
-    record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(), data=_layout_json(layout))
+    for line in plan.notes:
+        (note or (lambda _: None))(line)
+    record = dict(config=plan.source, key=plan.job.key, settings=settings.to_json(),
+                  data=dict(_layout_json(data.layout), skipped=None if data.skipped is None else str(data.skipped)))
     write_json(plan.job.folder.train_record, record, indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.result = run_jobs(
@@ -248,8 +280,16 @@ def render_markdown(plan: TrainPlan, result: JobResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_png(plan: TrainPlan, curves: Curves, path: Path) -> None:
-    """Training loss by iteration and validation AP by epoch, side by side."""
+def _no_ap_text(settings: Settings) -> str:
+    if not settings.val_interval:
+        return "no validation during training\n(--val-interval 0: evaluated once, after training)"
+    every = settings.val_interval
+    return f"no validation finished:\nthe run stopped before its first\n(validation every {every} epoch(s))"
+
+
+def render_png(plan: TrainPlan, curves: Curves, path: Path, result: JobResult | None = None) -> None:
+    """Training loss by iteration and validation AP (percent, each point labelled) by epoch, side by side; an
+    empty panel says why it is empty."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,20 +299,31 @@ def render_png(plan: TrainPlan, curves: Curves, path: Path) -> None:
     steps = sorted(curves.loss)
     # Markers: a short run logs a handful of points, which a bare line would not show.
     left.plot(steps, [curves.loss[i] for i in steps], color="tab:blue", linewidth=1.2, marker=".")
+    if not steps:
+        failed = result is not None and result.status is JobStatus.FAILED
+        left.text(0.5, 0.5, "no training iteration logged" + ("\n(the job failed: see job.log)" if failed else ""),
+                  ha="center", va="center", transform=left.transAxes)
+        left.set_xticks([])
+        left.set_yticks([])
     left.set_xlabel("iteration")
     left.set_ylabel("training loss")
     left.set_title("loss (all attempts)", fontsize=9)
     epochs = sorted(curves.ap)
     if epochs:
-        values = [100.0 * curves.ap[e] for e in epochs]
+        values = [100.0 * curves.ap[e] for e in epochs]  # AITODMetric logs fractions
         right.plot(epochs, values, marker="o", color="tab:green")
+        for epoch, value in zip(epochs, values, strict=True):
+            right.annotate(f"{value:.1f}", (epoch, value), textcoords="offset points", xytext=(0, 6), ha="center",
+                           fontsize=8)
         right.set_xticks(epochs)
-        right.set_ylim(0.0, 1.1 * max([*values, 1.0]))
+        # At least 0-5 %: a run at 0.3 % AP on a 0-1 axis would read as a fraction.
+        right.set_ylim(0.0, max(5.0, 1.25 * max(values)))
     else:
-        right.text(0.5, 0.5, "no validation during training\n(--val-interval 0)", ha="center", va="center",
-                   transform=right.transAxes)
+        right.text(0.5, 0.5, _no_ap_text(plan.settings), ha="center", va="center", transform=right.transAxes)
+        right.set_xticks([])
+        right.set_yticks([])
     right.set_xlabel("epoch")
-    right.set_ylabel("AP (%)")
+    right.set_ylabel("AP, percent (0-100)")
     right.set_title("validation AP (AI-TOD)", fontsize=9)
     title = f"{'[SMOKE] ' if plan.settings.is_smoke else ''}{plan.job.key} on {plan.layout.root.name}"
     fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=10)
@@ -287,7 +338,7 @@ def write_report(plan: TrainPlan, result: JobResult) -> dict[str, Path]:
     folder = plan.job.folder
     paths = {"md": folder.report, "png": folder.figure}
     atomic_write_text(paths["md"], render_markdown(plan, result))
-    render_png(plan, read_curves(folder.path), paths["png"])
+    render_png(plan, read_curves(folder.path), paths["png"], result)
     if result.status in (JobStatus.DONE, JobStatus.SKIPPED) and folder.model.is_file():
         paths["model"] = folder.model
         paths["config"] = folder.config

@@ -539,3 +539,39 @@ def test_cli_eval_bad_input_exits_1_with_one_line(tmp_path: Path):
     assert "detection 1: image_id 4 is not a listed image" in result.output
     assert "Traceback" not in result.output
     assert CliRunner().invoke(repro_app, ["eval", "--help"]).exit_code == 0
+
+
+def test_areas_far_from_the_box_are_said_and_area_from_box_uses_w_times_h(tmp_path: Path):
+    # SAHI's test jsons give every annotation the image's area (1024 x 1024): a 10 x 12 box (tiny: 120 px^2)
+    # and a 20 x 20 box (small: 400 px^2) both land in "medium". The third area is a segmentation's, 0.6 of
+    # its box: not far.
+    gt = coco_gt([{"bbox": [0, 0, 10, 12], "area": 1024 * 1024}, {"bbox": [50, 50, 20, 20], "area": 1024 * 1024},
+                  {"bbox": [100, 100, 10, 10], "area": 60}])
+    ann = write(tmp_path / "gt.json", gt)
+    dets = write(tmp_path / "dets.json", [det([0, 0, 10, 12], 0.9), det([50, 50, 20, 20], 0.8),
+                                          det([100, 100, 10, 10], 0.7)])
+    notes: list[str] = []
+    as_given = evaluate_files(ann, dets, note=notes.append)
+    assert (as_given["APt"], as_given["APs"], as_given["APm"]) == (-1.0, -1.0, pytest.approx(1.0))
+    assert as_given["APvt"] == pytest.approx(1.0)  # the segmentation area 60 is very tiny (< 64)
+    assert notes == [f"{ann}: 2 of 3 annotations have an area more than 2x away from their box's w x h (e.g. "
+                     "annotation id 1: area 1,048,576 for a 10 x 12 box); the AI-TOD size ranges go by area: "
+                     "--area-from-box uses w x h"]
+    from_box = evaluate_files(ann, dets, area_from_box=True, note=notes.append)
+    assert (from_box["APt"], from_box["APs"], from_box["APm"]) == (pytest.approx(1.0), pytest.approx(1.0), -1.0)
+    assert notes[1].endswith("(--area-from-box); 2 of 3 annotations had an area more than 2x away from it")
+    assert GroundTruth.from_coco(gt).far_areas().tolist() == [True, True, False]
+
+
+def test_cli_eval_says_the_far_areas_in_one_line(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from cli import repro_app
+
+    ann = write(tmp_path / "gt.json", coco_gt([{"bbox": [0, 0, 10, 10], "area": 1000}]))
+    dets = write(tmp_path / "dets.json", [det([0, 0, 10, 10], 0.9)])
+    result = CliRunner().invoke(repro_app, ["eval", "--ann", str(ann), "--dets", str(dets)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith(f"{ann}: 1 of 1 annotations have an area more than 2x away")
+    result = CliRunner().invoke(repro_app, ["eval", "--ann", str(ann), "--dets", str(dets), "--area-from-box"])
+    assert result.exit_code == 0 and "(--area-from-box)" in result.output.splitlines()[0]

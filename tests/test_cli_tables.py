@@ -47,9 +47,28 @@ def test_dry_run_prints_the_plan_and_configs(tmp_path):
 
 
 def test_bad_data_root_exits_1_with_one_line(tmp_path):
-    result = runner.invoke(cli.repro_app, ["table3", "--data-root", str(tmp_path / "none"), "--work-dir", str(tmp_path)])
+    result = runner.invoke(cli.repro_app, ["table3", "--data-root", str(tmp_path / "none"), "--work-dir", str(tmp_path),
+                                           "--gpus", "0"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"error: AI-TOD data root {tmp_path / 'none'} does not exist"]
+
+
+def test_gpus_without_cuda_stop_before_any_file_is_written(tmp_path, monkeypatch):
+    # The paper preset's default --gpus 1 on a machine without CUDA (forced here, whatever this machine has).
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    work = tmp_path / "runs"
+    result = runner.invoke(cli.repro_app, ["table3", "--data-root", str(tmp_path / "none"), "--work-dir", str(work)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: --gpus 1: this machine has no CUDA device; --gpus 0 runs the job on the CPU instead, or run it where "
+        "the GPUs are"]
+    assert not work.exists()
+    # The smoke preset generates its data first: with --gpus 1 it stops before that too.
+    result = runner.invoke(cli.repro_app, ["table4", "--preset", "smoke", "--gpus", "1", "--work-dir", str(work)])
+    assert result.exit_code == 1 and "--gpus 1: this machine has no CUDA device" in result.output
+    assert not work.exists()
 
 
 def test_bad_option_values_exit_1(tmp_path):

@@ -204,3 +204,66 @@ def test_a_second_detect_on_the_same_output_folder_is_one_line(scene, tmp_path):
         with pytest.raises(DetectError, match=r"out: another run is using this detect output"):
             detect_images([scene["image"]], out, config=str(scene["config"]), checkpoint=scene["checkpoint"])
     assert list(out.iterdir()) == []
+
+
+def test_a_model_trained_on_category_ids_0_to_2_writes_0_to_2(tmp_path):
+    # The training json numbers its classes 0, 1, 2; the job's export_model records those ids (read from mmdet's
+    # own CocoDataset) in model.pth, and detect without --gt writes them: "plane" is 0, not its position + 1.
+    from types import SimpleNamespace
+
+    from mmdet.datasets import CocoDataset
+    from mmengine.config import Config
+
+    from pipelines.job import export_model
+    from pipelines.models import build_model
+
+    classes = ("plane", "small-vehicle", "ship")
+    image, labels, _ = write_scene(tmp_path / "val", size=(1200, 900))
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(dict(images=[dict(id=1, file_name="S1.png", width=1200, height=900)], annotations=[],
+                                     categories=[dict(id=k, name=c) for k, c in enumerate(classes)])))
+    dataset = CocoDataset(ann_file=str(train), metainfo=dict(classes=classes), data_prefix=dict(img=""), pipeline=[])
+    config, _ = oracle_config(tmp_path, labels, classes)
+    model = build_model(Config.fromfile(str(config)))
+    checkpoint = tmp_path / "model.pth"
+    export_model(SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=dataset), epoch=1, iter=1),
+                 checkpoint)
+    summary = detect_images([image], tmp_path / "out", config=str(config), checkpoint=checkpoint,
+                            options=DetectOptions(score=0.5))
+    written = json.loads((tmp_path / "out" / "results.bbox.json").read_text())
+    names = {c: sum(o[4] == c for o in scene_objects(size=(1200, 900))) for c in classes}
+    assert {c: sum(d["category_id"] == k for d in written) for k, c in enumerate(classes)} == names
+    assert min(names.values()) > 0 and summary.notes == []
+    record = json.loads((tmp_path / "out" / "detect.json").read_text())
+    assert record["category_ids"] == {"plane": 0, "small-vehicle": 1, "ship": 2}
+
+    # A checkpoint without ids: numbered 1.., and said in one line.
+    (tmp_path / "bare").mkdir()
+    _, bare = oracle_config(tmp_path / "bare", labels, classes)
+    summary = detect_images([image], tmp_path / "out2", config=str(config), checkpoint=bare,
+                            options=DetectOptions(score=0.5))
+    assert summary.notes == ["the checkpoint records no category ids: results.bbox.json numbers the classes 1.. in "
+                             "class order; --gt takes a json's ids"]
+    assert {d["category_id"] for d in json.loads((tmp_path / "out2" / "results.bbox.json").read_text())} == {1, 2, 3}
+
+
+def test_gt_is_checked_before_any_image_and_images_outside_it_are_named(scene, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"images": [')
+    with pytest.raises(DetectError, match="broken.json"):
+        detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
+                      checkpoint=scene["checkpoint"], gt=broken)
+    assert not (tmp_path / "out").exists()  # stopped before the first image
+    other = tmp_path / "other.json"
+    gt = json.loads(scene["gt"].read_text())
+    gt["images"][0]["file_name"] = "another.png"
+    gt["categories"] = [c for c in gt["categories"] if c["name"] != "ship"]
+    other.write_text(json.dumps(gt))
+    summary = detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
+                            checkpoint=scene["checkpoint"], options=DetectOptions(score=0.5), gt=other)
+    assert summary.notes == [
+        f"1 image(s) not in --gt {other} left out of results.bbox.json: S1.png (their detections are in images/ and "
+        "the Task2 files)",
+        f"--gt {other} names no category ship: their detections are left out of results.bbox.json",
+    ]
+    assert json.loads((tmp_path / "out" / "results.bbox.json").read_text()) == []

@@ -141,3 +141,58 @@ def test_imageset_missing_files_and_errors(tmp_path):
         evaluate_task2(dets, labels, ["plane"])
     with pytest.raises(DotaEvalError, match="label folder not found"):
         evaluate_task2(dets, tmp_path / "none", ["plane"])
+
+
+def test_rotated_polygons_are_scored_against_their_enclosing_boxes(tmp_path):
+    # A diamond and a rotated rectangle: their enclosing boxes are [0, 0, 20, 20] and [30, 0, 46, 12]. The
+    # devkit's points 1 and 3 would give [10, 0, 10, 20] (a 1 px wide box, IoU 21 / 441 with the detection) and
+    # [34, 0, 42, 12] (IoU 117 / 221 = 0.53 > 0.5 by luck): one true positive, ranked second, AP 6 x 0.5 / 11.
+    labels = _write(tmp_path / "labels", {"A.txt": "10 0 20 10 10 20 0 10 plane 0\n"
+                                                   "34 0 46 4 42 12 30 8 plane 0\n"})
+    dets = _write(tmp_path / "dets", {"Task2_plane.txt": "A 0.9 0 0 20 20\nA 0.8 30 0 46 12\n"})
+    report = evaluate_task2(dets, labels, ["plane"])
+    assert report["per_class"] == {"plane": 1.0}
+    assert (report["objects"], report["rotated_polygons"]) == (2, 2)
+    truth = truth_from_label_text("10 0 20 10 10 20 0 10 plane\n0 0 9 0 9 9 0 9 plane\n", file="x.txt")
+    assert truth.boxes.tolist() == [[0, 0, 20, 20], [0, 0, 9, 9]] and truth.rotated.tolist() == [True, False]
+
+
+def test_axis_aligned_polygons_starting_elsewhere_still_give_their_box():
+    # The same square listed from its bottom-right corner: points 1 and 3 would give xmin > xmax.
+    truth = truth_from_label_text("9 9 0 9 0 0 9 0 ship\n", file="x.txt")
+    assert truth.boxes.tolist() == [[0, 0, 9, 9]] and truth.rotated.tolist() == [False]
+
+
+def test_the_real_oriented_sample_counts_every_polygon_as_rotated(dota_sample, tmp_path):
+    # P0706's labelTxt holds 536 oriented polygons (ship, harbor), P1888's 64; the image set is the two label
+    # files with an image in images/ beside labelTxt/, the five others are left out and named.
+    dets = _write(tmp_path / "dets", {"Task2_ship.txt": ""})
+    report = evaluate_task2_files(dets, dota_sample / "labelTxt", ["ship", "harbor"])
+    assert (report["images"], report["objects"], report["rotated_polygons"]) == (2, 600, 600)
+    assert report["imageset"]["left_out_label_files"] == ["P0770", "P1088", "P1234", "P2598", "P2709"]
+    # Detections equal to the enclosing boxes of P0706's ships score AP 1.0.
+    truth = truth_from_label_text((dota_sample / "labelTxt" / "P0706.txt").read_text(), file="P0706.txt")
+    ships = [b for b, c in zip(truth.boxes.tolist(), truth.classes) if c == "ship"]
+    _write(dets, {"Task2_ship.txt": "".join(f"P0706 0.9 {x1} {y1} {x2} {y2}\n" for x1, y1, x2, y2 in ships)})
+    report = evaluate_task2_files(dets, dota_sample / "labelTxt", ["ship"], imageset_file=None,
+                                  run_images=["P0706"])
+    counts = report["counts"]["ship"]  # 531 ships, 6 of them difficult (neither matched nor counted)
+    assert report["per_class"]["ship"] == 1.0 and (len(ships), counts["ground_truth"]) == (531, 525)
+    assert counts["true_positives"] == 525
+    assert report["imageset"]["source"] == "the detect run"
+
+
+def test_eval_cli_names_the_image_set_and_the_oriented_polygons(dota_sample, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import repro_app
+
+    dets = _write(tmp_path / "dets", {"Task2_ship.txt": "P0706 0.9 0 0 10 10\n"})
+    result = CliRunner().invoke(repro_app, ["eval", "--protocol", "dota", "--dets", str(dets), "--ann",
+                                            str(dota_sample / "labelTxt"), "--classes", "ship,harbor"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == (f"image set: 2 image(s), the label files with an image in {dota_sample / 'images'}; 5 label "
+                        "file(s) of --ann left out (P0770, P1088, P1234, P2598, P2709); --imageset chooses others")
+    assert lines[1].startswith("600 of 600 ground-truth polygons are not axis-aligned (oriented labels): each is "
+                               "scored as its enclosing axis-aligned box")

@@ -217,3 +217,19 @@ def test_invalid_configuration_and_data(scene):
     metric.process({}, [as_sample({**preds[0], "img_id": 99})])
     with pytest.raises(AITODInputError, match="image_id 99"):
         metric.compute_metrics(metric.results)
+
+
+def test_area_from_box_gives_the_same_figures_as_eval_with_the_option(scene, tmp_path: Path):
+    # Every area multiplied by 9: far from w x h everywhere. With area_from_box the metric scores the boxes' own
+    # sizes, as `eval --area-from-box` does; the figures differ from those on the inflated areas.
+    ann, dets, preds = scene
+    gt = json.loads(ann.read_text())
+    for a in gt["annotations"]:
+        a["area"] *= 9
+    inflated = tmp_path / "inflated.json"
+    inflated.write_text(json.dumps(gt))
+    metric = build(inflated, area_from_box=True)
+    metric.process({}, [as_sample(p) for p in preds])
+    got = metric.compute_metrics(metric.results)
+    assert got == {k: v for k, v in evaluate_files(ann, dets).items() if k in REPORT_KEYS}
+    assert got != {k: v for k, v in evaluate_files(inflated, dets).items() if k in REPORT_KEYS}

@@ -30,3 +30,14 @@ def test_strict_mode_stops_at_the_first_problem():
     with pytest.raises(StrictModeError, match=r"^a\.txt:4: unknown_category: 'jet'$") as info:
         log.add(Problem("a.txt", 4, "unknown_category", "'jet'"))
     assert isinstance(info.value, DatasetError)
+
+
+def test_a_whole_file_problem_has_line_null_in_problems_jsonl():
+    from dotamini10.io import jsonl_text
+
+    log = ProblemLog()
+    log.extend([Problem("b.png", 0, "truncated_image"), Problem("a.txt", 2, "token_count"),
+                Problem("a.txt", None, "unreadable_label")])
+    assert [(p.file, p.line) for p in log.problems] == [("a.txt", None), ("a.txt", 2), ("b.png", None)]
+    assert jsonl_text(p.to_dict() for p in log.problems).splitlines()[0] == (
+        '{"file":"a.txt","line":null,"reason":"unreadable_label","detail":""}')

@@ -11,6 +11,7 @@ import pytest
 from pipelines.job_folder import JobFolder
 from pipelines.runner import (
     Job,
+    JobInterrupted,
     JobOnDisk,
     JobStatus,
     PlanClock,
@@ -153,6 +154,24 @@ def test_an_interrupted_job_resumes_from_its_last_checkpoint(tmp_path, fake):
     # Wall time adds both attempts.
     assert second[0].wall_s == pytest.approx(JobFolder(job.work_dir).attempts_wall_s(), abs=0.11)
     assert len(attempts(job)) == 2
+
+
+def test_ctrl_c_stops_the_job_records_the_attempt_and_names_the_job(tmp_path, fake):
+    # Ctrl-C reaches the runner while it waits (here: raised from the progress callback once epoch 2 is saved).
+    job = make_job(tmp_path, "e__hsfpn", epochs=6, sleep=0.3)
+
+    def ctrl_c(event: ProgressEvent) -> None:
+        if (job.work_dir / "epoch_2.pth").exists():
+            raise KeyboardInterrupt
+
+    with pytest.raises(JobInterrupted) as caught:
+        run_jobs([job], fake, env=job_env(0), progress=ctrl_c, poll_s=0.05, report_every_s=0.05)
+    assert isinstance(caught.value, KeyboardInterrupt) and caught.value.job is job
+    checkpoint = JobFolder(job.work_dir).last_checkpoint()
+    assert checkpoint is not None and checkpoint.name in {"epoch_2.pth", "epoch_3.pth"}
+    assert [a["returncode"] for a in attempts(job)] == [None]  # recorded as an interrupted attempt
+    assert run([job], fake)[0].status is JobStatus.DONE  # the rerun resumes and finishes
+    assert f"resumed from {checkpoint.name}" in (job.work_dir / "job.log").read_text()
 
 
 def test_changed_settings_never_resume_foreign_checkpoints(tmp_path, fake):

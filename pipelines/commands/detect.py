@@ -47,7 +47,8 @@ def detect_command(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Model processes on a CPU, one thread each "
                                                                      "(default: one per core, at most 8).")] = None,
     gt: Annotated[
-        Optional[Path], typer.Option("--gt", help="COCO ground truth whose image ids the COCO results take.")
+        Optional[Path], typer.Option("--gt", help="COCO ground truth whose image and category ids the COCO results "
+                                                  "take (default: the training json's category ids).")
     ] = None,
     method: Annotated[str, typer.Option("--method", help="Merge: nms or nmm.")] = DETECT.merge.method.value,
     metric: Annotated[str, typer.Option("--metric", help="Merge: iou or ios.")] = DETECT.merge.metric.value,
@@ -72,6 +73,8 @@ def detect_command(
             summary = detect_images(images, out, config=config, checkpoint=checkpoint, neck=neck, options=options,
                                     gt=gt, resume=resume, progress=progress,
                                     log=lambda line: typer.secho(f"error: {line}", fg=typer.colors.RED, err=True))
+    for note in summary.notes:
+        typer.echo(note)
     counts = {status: sum(o.status is status for o in summary.outcomes) for status in Status}
     typer.echo(", ".join(f"{n} {status.value}" for status, n in counts.items() if n) or "no images")
     typer.echo(f"{summary.windows:,} windows in {summary.seconds:.1f} s ({summary.windows_per_s:.2f} windows/s), "

@@ -32,7 +32,9 @@ LauncherOption = Annotated[
 ]
 PretrainedOption = Annotated[
     Optional[Path],
-    typer.Option("--pretrained", help="Folder of backbone weights (resnet50-0676ba61.pth, ...); default random init."),
+    typer.Option("--pretrained", help="Folder of backbone weights (resnet50-0676ba61.pth, ...): a row's backbone, or "
+                 "the files a config file's init_cfg would download (torchvision://resnet50: resnet50-*.pth); "
+                 "default random init for rows."),
 ]
 EpochsOption = Annotated[Optional[int], typer.Option("--epochs", help="Override the preset's epoch count.")]
 MilestonesOption = Annotated[
@@ -53,6 +55,14 @@ ReportEveryOption = Annotated[
     float, typer.Option("--report-every", help="Seconds between progress lines of a running job.")
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the plan and the resolved configs; run nothing.")]
+KeepCheckpointsOption = Annotated[
+    str, typer.Option("--keep-checkpoints", help="last (the last epoch's, and the best when validating) or all.")
+]
+SkipBadOption = Annotated[
+    bool, typer.Option("--skip-bad", help="Drop the images and annotations the dataset check finds bad (missing or "
+                                          "truncated images, bad boxes; recorded in data_check/skipped.json) "
+                                          "instead of stopping.")
+]
 
 
 def run_overrides(**options: Any) -> dict[str, Any]:
@@ -61,6 +71,33 @@ def run_overrides(**options: Any) -> dict[str, Any]:
     options["auto_scale_lr"] = options["auto_scale_lr"] or None
     options["srun_args"] = options["srun_args"] or None
     return options
+
+
+@contextlib.contextmanager
+def resume_hint(work_dir: Optional[Path] = None) -> Iterator[None]:
+    """Ctrl-C: stop with one line naming the checkpoint a rerun of the same command resumes from, exit code 130.
+
+    The runner has stopped the running job and recorded the attempt (:class:`pipelines.runner.JobInterrupted`
+    names the job); an interrupt before any job ran falls back on ``work_dir``'s folder (``train``).
+    """
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        from pipelines.job_folder import JobFolder
+
+        job = getattr(exc, "job", None)
+        folder = job.folder if job is not None else (JobFolder(work_dir) if work_dir is not None else None)
+        typer.secho(interrupted_line(folder, None if job is None else job.key), fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=130) from None
+
+
+def interrupted_line(folder: Any, key: Optional[str] = None) -> str:
+    """``interrupted; rerun the same command to resume from epoch_2.pth`` (or to start again without one)."""
+    checkpoint = folder.last_checkpoint() if folder is not None else None
+    where = f" during {key}" if key else ""
+    if checkpoint is None:
+        return f"interrupted{where}; no checkpoint yet: rerun the same command to start again"
+    return f"interrupted{where}; rerun the same command to resume from {checkpoint.name}"
 
 
 def _print_event(event: Any) -> None:

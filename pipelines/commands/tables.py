@@ -68,6 +68,8 @@ def _register_table_command(spec: TableSpec) -> None:
         test_images: Annotated[
             Optional[str], typer.Option("--test-images", help="AI-TOD test image folder (default: found).")
         ] = None,
+        keep_checkpoints: run.KeepCheckpointsOption = "last",
+        skip_bad: run.SkipBadOption = False,
         report_every: run.ReportEveryOption = 60.0,
         dry_run: run.DryRunOption = False,
     ) -> None:
@@ -77,14 +79,14 @@ def _register_table_command(spec: TableSpec) -> None:
         overrides = run.run_overrides(
             gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,
             batch_per_gpu=batch_per_gpu, img_scale=img_scale, auto_scale_lr=auto_scale_lr,
-            val_interval=val_interval, srun_args=srun_args,
+            val_interval=val_interval, srun_args=srun_args, keep_checkpoints=keep_checkpoints, skip_bad=skip_bad,
         )
         data_paths = dict(train_ann=train_ann, test_ann=test_ann, train_images=train_images, test_images=test_images)
-        with domain_errors(), run.job_progress(report_every) as (progress, every):
+        with domain_errors(), run.resume_hint(), run.job_progress(report_every) as (progress, every):
             outcome = reproduce(
                 table, preset=preset, work_dir=work_dir, rows=csv_list(rows, "--rows"),
                 necks=csv_list(necks, "--necks"), data_paths=data_paths, dry_run=dry_run, progress=progress,
-                report_every_s=every, data_root=data_root, pretrained=pretrained, **overrides,
+                report_every_s=every, note=typer.echo, data_root=data_root, pretrained=pretrained, **overrides,
             )
         if dry_run:
             typer.echo(outcome.plan.describe(with_configs=True))

@@ -65,6 +65,12 @@ def train_command(
                           "checkpoint; 0 evaluates once, after training.")
     ] = 1,
     srun_args: run.SrunArgsOption = "",
+    keep_checkpoints: run.KeepCheckpointsOption = "last",
+    skip_bad: run.SkipBadOption = False,
+    area_from_box: Annotated[
+        bool, typer.Option("--area-from-box", help="The evaluation uses each ground-truth box's w x h as its area in "
+                                                   "the size ranges (for jsons whose 'area' is something else).")
+    ] = False,
     report_every: run.ReportEveryOption = 60.0,
     dry_run: run.DryRunOption = False,
 ) -> None:
@@ -72,7 +78,7 @@ def train_command(
     from pipelines.job_folder import JobStatus
     from pipelines.training import summarize, train
 
-    with domain_errors(), run.job_progress(report_every) as (progress, every):
+    with domain_errors(), run.resume_hint(work_dir), run.job_progress(report_every) as (progress, every):
         outcome = train(
             config,
             data_root=data_root,
@@ -83,11 +89,13 @@ def train_command(
             dry_run=dry_run,
             progress=progress,
             report_every_s=every,
+            note=typer.echo,
             pretrained=pretrained,
             **run.run_overrides(
                 gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,
                 batch_per_gpu=batch_per_gpu, img_scale=img_scale, auto_scale_lr=auto_scale_lr,
-                val_interval=val_interval, srun_args=srun_args,
+                val_interval=val_interval, srun_args=srun_args, keep_checkpoints=keep_checkpoints,
+                skip_bad=skip_bad, area_from_box=area_from_box,
             ),
         )
     if dry_run:

@@ -119,12 +119,14 @@ class ImageOutcome:
 
 @dataclass
 class DetectSummary:
-    """A run's result: every image's outcome, the files written and the throughput."""
+    """A run's result: every image's outcome, the files written, what the outputs left out (``notes``, one line
+    each) and the throughput."""
 
     out: Path
     classes: tuple[str, ...]
     outcomes: list[ImageOutcome] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     windows: int = 0
     seconds: float = 0.0
 

@@ -24,7 +24,7 @@ from dotamini10.read import IMAGE_SUFFIXES
 
 from .model_pool import ModelRunner, WindowDetections
 from .options import DetectError, DetectOptions, DetectSummary, ImageError, ImageOutcome, Status
-from .outputs import read_image_record, write_outputs, write_summary
+from .outputs import read_image_record, result_ids, write_outputs, write_summary
 from .scenes import SceneDetections, add_batch, finish_image
 from .windows import Batch, ImageEnd, ImageFailed, ImagePlan, in_background, plan_image, produce, window_pipeline
 
@@ -62,7 +62,9 @@ def detect_images(
         checkpoint: The weights.
         neck: ``fpn`` or ``hsfpn`` to swap the config's neck; None keeps it.
         options: Cutting, batching and merging.
-        gt: A COCO ground truth JSON whose image ids the COCO results take (matched by file name).
+        gt: A COCO ground truth JSON whose image and category ids the COCO results take (matched by file and class
+            name; read before any image runs). Without it the category ids are the training json's (recorded in
+            the checkpoint's meta by the toolkit's jobs), else 1.. in class order.
         resume: Skip images finished by an earlier run with the same model and options.
         progress: Called with (windows done, windows in all) after every batch.
         log: Receives one line per failed image.
@@ -76,8 +78,10 @@ def detect_images(
     from ..models import load_model, resolve_config
 
     out = Path(out)
+    gt_ids = result_ids(gt, (), None) if gt is not None else None  # a broken --gt stops the run before any image
     resolved = resolve_config(config, neck, row_neck=None, error=DetectError)
     detector = load_model(resolved, checkpoint, device=options.device, error=DetectError)
+    ids = gt_ids or result_ids(None, detector.classes, detector.category_ids)
     pipeline = window_pipeline(detector.cfg)
     fingerprint = hashlib.sha256(json.dumps([detector.identity, options.to_json()]).encode()).hexdigest()[:16]
     log = log or (lambda _: None)
@@ -94,8 +98,9 @@ def detect_images(
                 collector.take(item, found)
         summary.seconds = time.perf_counter() - start
         summary.windows = sum(o.windows for o in summary.outcomes if o.status is Status.DONE)
-        summary.files = write_outputs(out, summary, gt)
-        write_summary(out, summary, config, checkpoint, options, fingerprint)
+        summary.notes += [ids.note] if ids.note else []
+        summary.files = write_outputs(out, summary, ids)
+        write_summary(out, summary, config, checkpoint, options, fingerprint, ids)
     return summary
 
 

@@ -8,8 +8,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # One checkpoint per epoch so an interrupted job resumes where it stopped; two kept to bound disk use.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+    # One checkpoint per epoch so an interrupted job resumes where it stopped; the last one kept (and the best
+    # when validating), or all with --keep-checkpoints all (pipelines.detectors.apply_schedule sets it).
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 
