@@ -1030,6 +1030,9 @@ def analyze_scr_command(
         typer.echo(f"wrote {path}")
 
 
+repro_app.add_typer(__import__("pipelines.commands.export", fromlist=["app"]).app)  # hsfpn-repro export
+
+
 def data_main() -> None:
     """Console entry point of ``hsfpn-data``."""
     data_app()
