@@ -38,6 +38,7 @@ demo: setup
 test: setup
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+# gpu_suite.py: the full GPU suite where torch sees a GPU, its CPU smoke run (--quick) elsewhere.
 bench: setup
 	$(PY) benchmarks/bench_neck.py
 	$(PY) benchmarks/bench_import.py
@@ -47,6 +48,8 @@ bench: setup
 	$(PY) benchmarks/bench_train_iter.py
 	$(PY) benchmarks/bench_train_iter.py --processes 2 --row faster_rcnn --size 256 --iters 5 --warmup 2 --boxes 50
 	$(PY) benchmarks/bench_detect.py
+	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/gpu_suite.py $$($(PY) -c "import torch; print('' if torch.cuda.is_available() else '--quick')")
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -108,7 +108,8 @@ def compiled_ops_status() -> str | None:
         torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
     except RuntimeError as exc:
         reason = str(exc).split(". ")[0]
-        return f"torchvision {torchvision.__version__} compiled ops do not load with torch {torch.__version__} ({reason})"
+        return (f"torchvision {torchvision.__version__} compiled ops do not load with torch {torch.__version__} "
+                f"({reason})")
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +32,7 @@ from torchvision.ops import FeaturePyramidNetwork  # noqa: E402
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7  # noqa: E402
 
 FPN_MODE = dict(channel_path=False, spatial_path=False, sdp=False)
+REPO = Path(__file__).resolve().parent.parent
 
 
 def fpn_and_ours(returned_layers=None, extra=None, **switches):
@@ -229,3 +231,15 @@ def test_compiled_ops_status_says_whether_nms_runs():
     assert (status is None) == runs
     if status is not None:
         assert status.startswith(f"torchvision {torchvision.__version__} compiled ops do not load")
+
+
+def test_readme_torchvision_example_runs():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("### In torchvision's detectors", 1)[1].split("\n### ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert isinstance(namespace["model"], FasterRCNN)
+    assert [(k, tuple(v.shape)) for k, v in namespace["features"].items()] == [
+        ("0", (1, 256, 80, 80)), ("1", (1, 256, 40, 40)), ("2", (1, 256, 20, 20)), ("3", (1, 256, 10, 10)),
+        ("pool", (1, 256, 5, 5))]

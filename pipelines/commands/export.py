@@ -59,7 +59,9 @@ def export_command(
         str, typer.Option("--in-channels", help="With --neck-only: channels of C2..C5.")
     ] = RESNET50_CHANNELS,
     out_channels: Annotated[int, typer.Option("--out-channels", help="Channels of the outputs.")] = 256,
-    num_outs: Annotated[int, typer.Option("--num-outs", help="With --neck-only: outputs (extra levels by max-pool).")] = 5,
+    num_outs: Annotated[
+        int, typer.Option("--num-outs", help="With --neck-only: outputs (extra levels by max-pool).")
+    ] = 5,
     returned_layers: Annotated[
         str, typer.Option("--returned-layers", help="With --backbone: ResNet stages feeding the neck.")
     ] = "1,2,3,4",
