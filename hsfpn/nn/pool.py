@@ -21,7 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["adaptive_bins", "adaptive_max_pool2d", "static_adaptive_max_pool2d"]
+__all__ = ["adaptive_bins", "adaptive_max_pool2d", "exporting", "static_adaptive_max_pool2d"]
+
+
+def exporting() -> bool:
+    """True while a graph is traced for export: ``torch.export``, ``torch.onnx.export`` (either exporter)."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
 def adaptive_bins(length: int, cells: int) -> list[tuple[int, int]]:
@@ -66,9 +71,9 @@ def static_adaptive_max_pool2d(x: Tensor, size: int | tuple[int, int]) -> Tensor
 def adaptive_max_pool2d(x: Tensor, size: int | tuple[int, int]) -> Tensor:
     """Adaptive max pooling: the native op, or :func:`static_adaptive_max_pool2d` while a graph is exported.
 
-    ``torch.onnx.export`` and ``torch.export`` both set ``torch.compiler.is_exporting()``; the exported graph is
-    then specialised to the traced input size, as the rest of the neck is (see :mod:`hsfpn.export`).
+    The exported graph is then specialised to the traced input size, as the rest of the neck is (see
+    :mod:`hsfpn.export`).
     """
-    if torch.compiler.is_exporting():
+    if exporting():
         return static_adaptive_max_pool2d(x, size)
     return F.adaptive_max_pool2d(x, size)
