@@ -214,3 +214,19 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
         assert result.returncode == 1, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(message), result.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_help_loads_no_torch():
+    from test_imports import OPENMMLAB, run_refusing
+
+    code = """
+    import cli
+    sys.argv = ["hsfpn-repro", "export", "--help"]
+    try:
+        cli.repro_main()
+    except SystemExit as exc:
+        assert not exc.code, exc.code
+    """
+    result = run_refusing(("torch", "torchvision", "onnx", "onnxruntime", *OPENMMLAB), code)
+    assert result.returncode == 0, result.stderr
+    assert "--neck-only" in result.stdout and "--backbone" in result.stdout and "hsfpn-repro export" in result.stdout
