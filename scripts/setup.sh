@@ -143,7 +143,10 @@ PY
     [[ -n "$found" ]] || stop "$header is neither in $CUDA_HOME/include nor in torch's nvidia-* packages: install the CUDA toolkit's math libraries (cuBLAS, cuSPARSE, cuSOLVER, cuRAND) with their headers"
     [[ "$found" == "$CUDA_HOME/include" || ":$CPATH_ADD:" == *":$found:"* ]] || CPATH_ADD="${CPATH_ADD:+$CPATH_ADD:}$found"
   done
-  [[ -z "$CPATH_ADD" ]] || BUILD_ENV+=(CPATH="$CPATH_ADD${CPATH:+:$CPATH}")
+  if [[ -n "$CPATH_ADD" ]]; then
+    say "CUDA: the toolkit lacks the math libraries' headers; using those of torch's packages: $CPATH_ADD"
+    BUILD_ENV+=(CPATH="$CPATH_ADD${CPATH:+:$CPATH}")
+  fi
 fi
 
 # mmcv 2.1.0 has no wheel for this torch: build it from the sdist once, cache the wheel by the ABI it
