@@ -176,12 +176,22 @@ fi
 step runtime-setuptools "${PIP[@]}" install "setuptools>=77.0.3"
 step mmcv-install "${PIP[@]}" install "$WHEEL_DIR"/mmcv-*.whl -r "$PINS_FILE"
 step project "${PIP[@]}" install --no-deps --no-build-isolation -e "$ROOT"
-# The extras too (torchvision through hsfpn.torchvision, which imports it where its compiled ops do not load),
-# and torch still the pinned build (no requirement above may have replaced it).
+# Where torchvision's compiled ops cannot load beside this torch (the index's CUDA torchvision beside the CPU
+# torch), its import fails outright, and MMEngine's runner imports it: scripts/torchvision_guard.py, imported at
+# start-up through a .pth line, makes that import work. Installed only where the import fails.
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+rm -f "$SITE/hsfpn_torchvision_guard.pth" "$SITE/hsfpn_torchvision_guard.py"
+if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
+  cp "$ROOT/scripts/torchvision_guard.py" "$SITE/hsfpn_torchvision_guard.py"
+  echo "import hsfpn_torchvision_guard" > "$SITE/hsfpn_torchvision_guard.pth"
+  say "torchvision's compiled ops do not load beside this torch: installed its import guard (scripts/torchvision_guard.py)"
+fi
+# The extras too, torchvision as MMEngine's runner imports it, and torch still the pinned build (no requirement
+# above may have replaced it).
 step check "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmengine, torch_dct, cv2, shapely, typer, pandas, numba; from mmcv.ops import nms
-import torch, onnx, onnxruntime, onnxscript
-from hsfpn.torchvision import load_torchvision
-load_torchvision()
+import torch, torchvision, onnx, onnxruntime, onnxscript
+from mmengine.utils.dl_utils import collect_env
+assert collect_env()['TorchVision'] == torchvision.__version__
 assert torch.__version__.split('+')[0] == '$TORCH_VERSION', torch.__version__"
 
 echo "$want_hash" > "$STAMP"

@@ -243,3 +243,16 @@ def test_readme_torchvision_example_runs():
     assert [(k, tuple(v.shape)) for k, v in namespace["features"].items()] == [
         ("0", (1, 256, 80, 80)), ("1", (1, 256, 40, 40)), ("2", (1, 256, 20, 20)), ("3", (1, 256, 10, 10)),
         ("pool", (1, 256, 5, 5))]
+
+
+def test_mmengine_logs_the_torchvision_version_in_a_fresh_process():
+    # MMEngine's runner imports torchvision to log the environment and catches only ModuleNotFoundError: where
+    # the index's torchvision cannot load its ops, setup.sh's import guard keeps every training run from stopping.
+    import subprocess
+    import sys
+
+    code = ("import torchvision\nfrom mmengine.utils.dl_utils import collect_env\n"
+            "print(collect_env()['TorchVision'] == torchvision.__version__)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "True"
