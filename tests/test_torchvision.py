@@ -256,3 +256,22 @@ def test_mmengine_logs_the_torchvision_version_in_a_fresh_process():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "True"
+
+
+def test_load_torchvision_imports_it_without_the_setup_guard():
+    # Without scripts/torchvision_guard.py (a pip install of the package) load_torchvision retries the import itself.
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != '_TorchvisionGuard']\n"
+            "from hsfpn.torchvision import compiled_ops_status, load_torchvision\n"
+            "torchvision = load_torchvision()\n"
+            "from torchvision.ops import FeaturePyramidNetwork\n"
+            "import hsfpn.torchvision as h\n"
+            "print(torchvision.__version__, compiled_ops_status() is None, h._schema_library is None)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    version, runs, no_schemas = result.stdout.split()
+    assert version == torchvision.__version__ and runs == str(compiled_ops_status() is None)
+    assert no_schemas == runs  # the schemas were declared exactly where the ops do not load
