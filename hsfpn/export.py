@@ -81,6 +81,7 @@ class ExportReport:
 
     @property
     def max_abs_diff(self) -> float:
+        """The largest |onnxruntime - torch| over all outputs."""
         return max(o.max_abs_diff for o in self.outputs)
 
 
