@@ -38,6 +38,7 @@ demo: setup
 test: setup
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+# gpu_suite.py: the full GPU suite where torch sees a GPU, its CPU smoke run (--quick) elsewhere.
 bench: setup
 	$(PY) benchmarks/bench_neck.py
 	$(PY) benchmarks/bench_import.py
@@ -50,6 +51,8 @@ bench: setup
 	$(PY) benchmarks/bench_aitod.py
 	$(PY) benchmarks/bench_slice.py
 	$(PY) benchmarks/bench_dataset_check.py
+	$(PY) benchmarks/bench_export.py
+	$(PY) benchmarks/gpu_suite.py $$($(PY) -c "import torch; print('' if torch.cuda.is_available() else '--quick')")
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -12,7 +12,19 @@ import sys
 
 import typer
 
-from pipelines.commands import aitod, convert, dataset, detect, detections, evaluate, slicing, tables, train, visualize
+from pipelines.commands import (
+    aitod,
+    convert,
+    dataset,
+    detect,
+    detections,
+    evaluate,
+    export,
+    slicing,
+    tables,
+    train,
+    visualize,
+)
 from pipelines.commands.common import VersionOption
 
 data_app = typer.Typer(
@@ -45,7 +57,7 @@ def _repro_root(version: VersionOption = None) -> None:
 for _group in (dataset, aitod, slicing, detections):
     data_app.add_typer(_group.app)
 # hsfpn-repro, in the order of --help.
-for _group in (convert, tables, evaluate, detect, train):
+for _group in (convert, export, tables, evaluate, detect, train):
     repro_app.add_typer(_group.app)
 repro_app.add_typer(visualize.visualize_app)
 repro_app.add_typer(visualize.analyze_app)

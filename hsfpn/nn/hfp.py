@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .dct import DCTHighPass
 from .layers import ConvActNorm
+from .pool import adaptive_max_pool2d
 
 __all__ = ["HFP", "ChannelPath", "SpatialPath", "CHANNEL_FUSIONS"]
 
@@ -63,7 +64,7 @@ class ChannelPath(nn.Module):
     def channel_weights(self, source: Tensor) -> Tensor:
         """``u_CP`` of shape ``(N, C, 1, 1)`` from the pooled ``source`` ``(N, C, H, W)``."""
         k = self.pool_size
-        s_max = F.relu(F.adaptive_max_pool2d(source, k)).sum(dim=(2, 3), keepdim=True)
+        s_max = F.relu(adaptive_max_pool2d(source, k)).sum(dim=(2, 3), keepdim=True)
         s_avg = F.relu(F.adaptive_avg_pool2d(source, k)).sum(dim=(2, 3), keepdim=True)
         n = source.shape[0]
         # One conv call for both vectors (the conv is shared): stack them along the batch axis.

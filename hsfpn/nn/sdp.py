@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import ConvActNorm
+from .pool import exporting
 
 __all__ = ["SDP", "BlockCrossAttention", "block_spans"]
 
@@ -57,6 +58,10 @@ def _from_blocks(t: Tensor, n: int, h: int, w: int, bh: int, bw: int) -> Tensor:
     # as a 2-D copy, which PyTorch runs with a blocked transpose kernel: about 2x faster on CPU than one
     # 6-D permute straight to NCHW.
     tokens = t.reshape(n, h // bh, w // bw, bh, bw, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h * w, c)
+    if exporting():
+        # One transpose of the whole batch: the same values, and a graph with no loop over the images, so an
+        # exported graph takes any batch size (hsfpn.export).
+        return tokens.transpose(1, 2).reshape(n, c, h, w)
     out = t.new_empty(n, c, h * w)
     for i in range(n):
         out[i].copy_(tokens[i].t())
@@ -66,6 +71,8 @@ def _from_blocks(t: Tensor, n: int, h: int, w: int, bh: int, bw: int) -> Tensor:
 def _token_major(t: Tensor) -> Tensor:
     """``(N, C, h, w)`` -> contiguous ``(N, h*w, C)`` (per-image 2-D transposes, the fast kernel)."""
     n, c, h, w = t.shape
+    if exporting():  # no loop over the images in an exported graph (see _from_blocks)
+        return t.reshape(n, c, h * w).transpose(1, 2).contiguous()
     out = t.new_empty(n, h * w, c)
     for i in range(n):
         out[i].copy_(t[i].reshape(c, h * w).t())
