@@ -264,13 +264,10 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Conver
         top-level entry are kept except ``optimizer``, whose per-parameter state follows the release's
         parameter order and would not match. ``meta['hsfpn_converted_from']`` records the source file name.
     """
+    from .checkpoints import load_weights_file
+
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise CheckpointConversionError(f"{src}: no such checkpoint file")
-    try:
-        ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "not a plain checkpoint"
-        raise CheckpointConversionError(f"{src}: not a readable weights-only checkpoint ({exc})".splitlines()[0]) from None
+    ckpt = load_weights_file(src, error=CheckpointConversionError)
     if not isinstance(ckpt, Mapping):
         raise CheckpointConversionError(f"{src}: expected a dict checkpoint, got {type(ckpt).__name__}")
     nested = "state_dict" in ckpt and isinstance(ckpt["state_dict"], Mapping)

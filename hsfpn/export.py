@@ -255,13 +255,10 @@ def load_weights(module: nn.Module, path: Path, prefixes: Sequence[str] = ("",))
     """
     from .torchvision import fpn_to_hsfpn_state_dict
 
+    from .checkpoints import load_weights_file
+
     path = Path(path)
-    if not path.is_file():
-        raise HSFPNError(f"{path}: no such weights file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types; all mean "not a plain weights file"
-        raise HSFPNError(f"{path}: not a readable weights-only file ({exc})".splitlines()[0]) from None
+    data = load_weights_file(path, kind="weights")
     for key in ("state_dict", "model"):
         if isinstance(data, Mapping) and isinstance(data.get(key), Mapping):
             data = data[key]

@@ -20,6 +20,7 @@ import re
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -311,12 +312,9 @@ def resnet_hsfpn_backbone(
 
 def _load_resnet_file(body: nn.Module, path: str | os.PathLike, backbone_name: str) -> None:
     """Load a ResNet state dict from ``path`` into ``body`` (strict), naming the file in any error."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise HSFPNError(f"{path}: no such weights file") from None
-    except Exception as exc:  # unpickling refused, truncated file, not a torch file
-        raise HSFPNError(f"{path}: cannot be read as weights ({type(exc).__name__}: {exc})") from None
+    from .checkpoints import load_weights_file
+
+    state = load_weights_file(Path(path), kind="weights")
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise HSFPNError(f"{path}: expected a state dict of tensors (a {backbone_name}'s), got {type(state).__name__}")
     result = body.load_state_dict(state, strict=False)

@@ -12,7 +12,7 @@ Notes:
     Resuming under torch >= 2.6: ``torch.load`` defaults to ``weights_only=True``, and mmengine's checkpoints
     hold a few objects besides tensors (``HistoryBuffer``, numpy values). The job resumes only from a checkpoint
     whose digest it recorded when it saved it, and loads it with the weights-only default under the toolkit's
-    allowlist (:func:`pipelines.models.checkpoint_globals`): no file is unpickled beyond that list.
+    allowlist (:func:`hsfpn.checkpoints.checkpoint_globals`): no file is unpickled beyond that list.
     ``model.pth`` holds tensors and plain values only.
 """
 
@@ -130,7 +130,7 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     from mmengine.runner import Runner
 
     from .hooks import LastValidation, ProgressHook, StopOnDivergence
-    from .models import checkpoint_globals
+    from hsfpn.checkpoints import checkpoint_globals
 
     start = time.monotonic()
     folder = JobFolder(Path(job_dir).resolve())

@@ -1,52 +1,25 @@
 """One way to load a model: resolve ``--config`` (a row id or a config file) and ``--neck``, read a checkpoint
 without running code from it, build the detector and load the weights.
 
-``detect``, ``train`` and ``visualize`` resolve their models here, and a job resumes through
-:func:`checkpoint_globals`; no other module calls ``torch.load``.
-
-Notes:
-    Trust. Every weights file is read with ``torch.load(weights_only=True)``: tensors, plain containers and
-    the globals of :data:`SAFE_GLOBALS` are rebuilt, and a file that holds anything else is refused before any of
-    it runs. The list holds what the toolkit's ``model.pth`` and MMEngine 0.10's checkpoints contain besides
-    tensors: numpy arrays, dtypes and scalars, MMEngine's ``HistoryBuffer`` (the message hub's logs, whose four
-    statistics methods are pickled as ``getattr`` look-ups: a stand-in resolves exactly those) and the
-    ``collections`` types of optimizer and scheduler states. None of them runs code when rebuilt. A job's own
-    resume checkpoint is also checked against the digest the job recorded when it saved it
-    (:meth:`pipelines.job_folder.JobFolder.trusted_checkpoint`), so a planted file is refused by name.
+``detect``, ``train`` and ``visualize`` resolve their models here. Weights files are read by
+:func:`hsfpn.checkpoints.load_weights_file` (weights-only under an explicit allowlist; the toolkit's one
+``torch.load``), and a job resumes inside :func:`hsfpn.checkpoints.checkpoint_globals`, only from a checkpoint whose
+digest it recorded when it saved it (:meth:`pipelines.job_folder.JobFolder.trusted_checkpoint`), so a planted
+file is refused by name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib
 import json
-import pickle
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError
+from hsfpn.checkpoints import load_weights_file
 
-# What a weights-only load may rebuild besides tensors, by import path (resolved when first needed, and
-# skipped where an installed numpy or mmengine does not have the name).
-SAFE_GLOBALS: tuple[str, ...] = (
-    "numpy.ndarray",
-    "numpy.dtype",
-    "numpy._core.multiarray._reconstruct",
-    "numpy._core.multiarray.scalar",
-    "numpy.core.multiarray._reconstruct",  # checkpoints pickled under numpy 1.x
-    "numpy.core.multiarray.scalar",
-    "mmengine.logging.history_buffer.HistoryBuffer",
-    "collections.Counter",
-    "collections.OrderedDict",
-    "collections.defaultdict",
-)
-# numpy pickles a dtype by its class (numpy.dtypes.Float64DType, ...): these are the ones checkpoints hold.
-_NUMPY_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
-# The statistics a HistoryBuffer pickles by name (``_statistics_method``).
-_HISTORY_STATISTICS = ("min", "max", "current", "mean")
+from .errors import PipelineError
 
 
 class ModelError(PipelineError):
@@ -118,50 +91,6 @@ class LoadedModel:
     category_ids: tuple[int, ...] | None = None
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading weights files
-# ---------------------------------------------------------------------------------------------
-
-
-def _statistics_method(owner: Any, name: str) -> Any:
-    """Stands in for ``builtins.getattr`` while a checkpoint loads: MMEngine pickles each ``HistoryBuffer``'s
-    statistics methods as ``getattr(HistoryBuffer, 'mean')``. Those four resolve; any other attribute (the
-    first step of every getattr gadget chain) is refused."""
-    from mmengine.logging import HistoryBuffer
-
-    if owner is HistoryBuffer and name in _HISTORY_STATISTICS:
-        return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(f"a checkpoint may not look up {name!r} on {owner!r}")
-
-
-def _safe_globals() -> list[Any]:
-    import numpy as np
-
-    found: list[Any] = [type(np.dtype(name)) for name in _NUMPY_DTYPES]
-    for name in SAFE_GLOBALS:
-        module, _, attr = name.rpartition(".")
-        try:
-            found.append((getattr(importlib.import_module(module), attr), name))
-        except (ImportError, AttributeError):
-            continue
-    if any(name.startswith("mmengine.") for _, name in found[len(_NUMPY_DTYPES):]):
-        found.append((_statistics_method, "builtins.getattr"))
-    return found
-
-
-@contextlib.contextmanager
-def checkpoint_globals() -> Iterator[None]:
-    """Within the block, weights-only loads (torch's default) also rebuild :data:`SAFE_GLOBALS`.
-
-    A job resumes inside it: MMEngine's ``load_checkpoint`` calls ``torch.load`` with torch's default
-    ``weights_only=True``, which then accepts MMEngine's own checkpoints and still refuses any other object.
-    """
-    import torch
-
-    with torch.serialization.safe_globals(_safe_globals()):
-        yield
-
-
 def read_checkpoint(path: Path, *, what: str = "--checkpoint", error: type[Exception] = ModelError) -> Checkpoint:
     """Read a weights file (module notes: nothing in it runs).
 
@@ -174,17 +103,7 @@ def read_checkpoint(path: Path, *, what: str = "--checkpoint", error: type[Excep
     Raises:
         error: Missing file, a file that is not a weights-only checkpoint (or holds other objects), no weights.
     """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{what} {path}: checkpoint file not found")
-    try:
-        with checkpoint_globals():
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... for such files
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise error(f"{what} {path}: not a readable weights-only checkpoint ({type(exc).__name__}: {first})") from None
+    raw = load_weights_file(path, label=f"{what} {path}", error=error)
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
     if not isinstance(state, dict) or not state:
         raise error(f"{what} {path}: expected a dict of weights or a 'state_dict' entry")

@@ -50,7 +50,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from dotamini10.io import write_json
 from pipelines.job_folder import JobFolder
-from pipelines.models import checkpoint_globals
+from hsfpn.checkpoints import checkpoint_globals
 job_dir, out, ckpt = (Path(a) for a in sys.argv[1:4])
 cfg = Config.fromfile(str(JobFolder(job_dir).config))
 cfg.work_dir, cfg.launcher, cfg.load_from, cfg.custom_hooks = str(out), "none", str(ckpt), []

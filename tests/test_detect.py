@@ -100,7 +100,7 @@ def test_checkpoint_with_another_class_count_is_one_line(scene, tmp_path):
     with pytest.raises(DetectError, match=r"oracle.pth does not fit config .*oracle_config.py: cls_weight is "
                                           r"\(8, 1\) there and \(10, 1\) in the model .*names 8 classes"):
         detect_images([scene["image"]], tmp_path / "out", config=str(config), checkpoint=checkpoint)
-    with pytest.raises(DetectError, match="file not found"):
+    with pytest.raises(DetectError, match="no such checkpoint file"):
         detect_images([scene["image"]], tmp_path / "out", config=str(config), checkpoint=tmp_path / "none.pth")
     with pytest.raises(DetectError, match="neither a row id"):
         detect_images([scene["image"]], tmp_path / "out", config="no_such_row", checkpoint=checkpoint)
@@ -133,7 +133,7 @@ def test_cli_chain_detect_coco_gt_eval_and_merge(scene, tmp_path):
     assert bad.exit_code == 1 and "--method must be one of nms, nmm" in bad.output
     missing = runner.invoke(repro_app, ["detect", "--config", str(scene["config"]), "--checkpoint",
                                         str(tmp_path / "none.pth"), "--images", "x.png", "--out", str(out)])
-    assert missing.exit_code == 1 and "file not found" in missing.output and "Traceback" not in missing.output
+    assert missing.exit_code == 1 and "no such checkpoint file" in missing.output and "Traceback" not in missing.output
 
 
 @pytest.mark.slow

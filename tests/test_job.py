@@ -10,7 +10,7 @@ from pipelines.distributed import DistEnv, cpu_model_wrapper, dist_env, first_ho
 from pipelines.hooks import DivergedError, check_loss
 from pipelines.job_folder import JobFolder, UntrustedCheckpointError
 from pipelines.metrics import table_metrics
-from pipelines.models import checkpoint_globals
+from hsfpn.checkpoints import checkpoint_globals
 
 
 def last_checkpoint(job_dir):

@@ -179,7 +179,7 @@ def test_weights_file_loads_strictly_and_safely(tmp_path):
             return (open, (str(marker), "w"))
 
     planted.write_bytes(pickle.dumps({"conv1.weight": Payload()}, protocol=2))
-    with pytest.raises(HSFPNError, match="planted.pth: cannot be read as weights"):
+    with pytest.raises(HSFPNError, match="planted.pth: not a readable weights-only weights file"):
         resnet_hsfpn_backbone(backbone_name="resnet18", weights=planted)
     assert not marker.exists()
 

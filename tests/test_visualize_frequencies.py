@@ -133,7 +133,7 @@ def test_checkpoints_that_do_not_fit_or_hold_code_are_refused(hsfpn_checkpoint: 
     torch.save({"state_dict": {}, "meta": Payload()}, evil, pickle_module=pickle)
     with pytest.raises(VisualizeError, match="not a readable weights-only checkpoint"):
         read_checkpoint(evil, error=VisualizeError)
-    with pytest.raises(VisualizeError, match="checkpoint file not found"):
+    with pytest.raises(VisualizeError, match="no such checkpoint file"):
         read_checkpoint(tmp_path / "missing.pth", error=VisualizeError)
 
 
