@@ -254,6 +254,7 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
         cfg.optim_wrapper.clip_grad = dict(max_norm=settings.clip_grad, norm_type=2)
     cfg.auto_scale_lr = dict(enable=settings.auto_scale_lr, base_batch_size=2)
     cfg.default_hooks.logger.interval = settings.log_interval
+    add_tensorboard(cfg)
     if settings.max_per_img is not None:
         cap_per_image(cfg.model, settings.max_per_img)
     if settings.backend == "gloo":
@@ -265,6 +266,17 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     cfg.job = dict(
         processes=settings.processes, effective_batch=settings.effective_batch, val_interval=settings.val_interval
     )
+
+
+def add_tensorboard(cfg: Any) -> None:
+    """Log the job's scalars through MMEngine's TensorBoard backend too (in place; the toolkit's configs name it
+    already, a user's config file may not)."""
+    visualizer = cfg.get("visualizer")
+    if visualizer is None:
+        return
+    backends = list(visualizer.get("vis_backends") or [])
+    if not any(b.get("type") == "TensorboardVisBackend" for b in backends):
+        visualizer["vis_backends"] = [*backends, dict(type="TensorboardVisBackend")]
 
 
 def cap_per_image(model: dict[str, Any], cap: int) -> None:

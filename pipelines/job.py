@@ -112,7 +112,7 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     from mmengine.dist import get_rank
     from mmengine.runner import Runner
 
-    from .hooks import LastValidation, ProgressHook, StopOnDivergence
+    from .hooks import LastValidation, ProgressHook, StopOnDivergence, TestScalars
     from .models import checkpoint_globals
 
     start = time.monotonic()
@@ -122,6 +122,7 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     runner = Runner.from_cfg(cfg)
     runner.register_hook(StopOnDivergence())
     runner.register_hook(ProgressHook(folder, val_interval))
+    runner.register_hook(TestScalars())
     last_val = LastValidation()
     runner.register_hook(last_val)
     with checkpoint_globals():  # a resume loads mmengine's checkpoint weights-only, under the allowlist
