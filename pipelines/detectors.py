@@ -279,6 +279,19 @@ def add_tensorboard(cfg: Any) -> None:
         visualizer["vis_backends"] = [*backends, dict(type="TensorboardVisBackend")]
 
 
+def apply_seed(cfg: Any, seed: int) -> None:
+    """Seed a job (in place): mmengine's ``randomness`` (init, augmentation draws) and the train sampler's shuffle.
+
+    The sampler's seed is given explicitly: left ``None`` it would be drawn from numpy's global state, so the data
+    order would hang on every numpy draw made before the loader is built. ``deterministic`` stays off (module
+    notes of :mod:`pipelines.seeds`).
+    """
+    cfg.randomness = dict(seed=seed)
+    sampler = cfg.train_dataloader.get("sampler")
+    if sampler is not None:
+        sampler["seed"] = seed
+
+
 def cap_per_image(model: dict[str, Any], cap: int) -> None:
     """Cap every ``nms_pre`` / ``max_per_img`` in a model's train / test settings at ``cap`` (in place)."""
 
@@ -298,7 +311,7 @@ def cap_per_image(model: dict[str, Any], cap: int) -> None:
 
 
 def build_job_config(
-    detector: Detector, variant: NeckVariant, layout: DatasetLayout, settings: Settings
+    detector: Detector, variant: NeckVariant, layout: DatasetLayout, settings: Settings, seed: int = 0
 ) -> Any:
     """The fully resolved config of one job.
 
@@ -307,6 +320,7 @@ def build_job_config(
         variant: The neck variant.
         layout: The dataset to train and evaluate on.
         settings: The resolved run settings.
+        seed: The job's training seed (:func:`apply_seed`).
 
     Returns:
         An mmengine ``Config`` ready for ``Runner.from_cfg`` (``work_dir`` is set by the job).
@@ -326,4 +340,5 @@ def build_job_config(
     cfg.model = ConfigDict(model)
     apply_dataset(cfg, layout)
     apply_schedule(cfg, settings)
+    apply_seed(cfg, seed)
     return cfg

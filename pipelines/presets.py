@@ -87,6 +87,8 @@ class Settings:
             keeps the configs' 3000 (AI-TOD images hold hundreds of objects).
         srun_args: Extra arguments for ``srun`` (slurm launcher), e.g. ``"-p gpu --time 48:00:00"``.
         synthetic: Shape of the smoke dataset.
+        seeds: Training seeds; every (row, neck) runs once per seed, each run a job of its own
+            (:mod:`pipelines.seeds`). The default, one run with seed 0, keeps the job folders of a single run.
     """
 
     preset: str
@@ -110,6 +112,7 @@ class Settings:
     max_per_img: int | None = None
     srun_args: str = ""
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
+    seeds: tuple[int, ...] = (0,)
 
     @property
     def processes(self) -> int:
@@ -214,8 +217,9 @@ def resolve_settings(preset: str, work_dir: Path, **overrides: Any) -> Settings:
     for key in ("work_dir", "data_root", "pretrained"):
         if values.get(key) is not None:
             values[key] = Path(values[key])
-    if "milestones" in values:
-        values["milestones"] = tuple(int(m) for m in values["milestones"])
+    for key in ("milestones", "seeds"):
+        if key in values:
+            values[key] = tuple(int(v) for v in values[key])
     settings = Settings(preset=preset, work_dir=Path(work_dir), **values)
     _validate(settings)
     return settings
@@ -262,5 +266,7 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"clip_grad must be > 0, got {s.clip_grad}")
     if s.lr_factor <= 0:
         raise SettingsError(f"lr_factor must be > 0, got {s.lr_factor}")
+    if not s.seeds or len(set(s.seeds)) != len(s.seeds) or min(s.seeds) < 0:
+        raise SettingsError(f"seeds must be distinct integers >= 0, at least one, got {list(s.seeds)}")
     if s.is_smoke and s.data_root is not None:
         raise SettingsError("the smoke preset generates its own synthetic dataset: drop --data-root")

@@ -58,6 +58,7 @@ class Job:
         config_text: The resolved config as Python source; ``None`` when the job cannot run.
         blocked: Why the job cannot run (``JobStatus.NOT_AVAILABLE`` or ``NOT_REPRODUCED``); ``None`` when it can.
         reason: Detail of ``blocked`` for the report.
+        seed: The training seed (:mod:`pipelines.seeds`).
     """
 
     key: str
@@ -67,6 +68,7 @@ class Job:
     config_text: str | None = None
     blocked: JobStatus | None = None
     reason: str = ""
+    seed: int = 0
 
     @property
     def folder(self) -> JobFolder:
@@ -415,7 +417,7 @@ def _prepare_dir(job: Job) -> None:
     except OSError as exc:
         raise RunnerError(f"cannot create job work dir {folder.path}: {exc}") from None
     if job.config_text is not None:
-        identity = dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint)
+        identity = dict(key=job.key, row=job.row, variant=job.variant, seed=job.seed, fingerprint=job.fingerprint)
         folder.write_config(job.config_text, identity)
     folder.start_attempt()
 
