@@ -1,8 +1,10 @@
 """``detect``'s output folder: the one owner of its file names and of what each file holds.
 
 * ``images/{name}.json`` per image (written atomically when the image is finished; ``--resume`` skips images
-  whose file was written with the same model and options);
-* ``previews/{name}.png``, the scene downscaled with its boxes drawn;
+  whose file was written with the same model and options), with what its preview drew (``preview``: the score
+  and, against ``--gt``, the TP / FP / FN counts);
+* ``previews/{name}.png``, the scene downscaled with the detections above ``--preview-score`` drawn with their
+  class and score, as TP / FP / FN against ``--gt`` (:mod:`.preview`);
 * ``results.bbox.json`` (COCO results; image ids from a ground-truth JSON when given, matched by file name,
   else the ids of ``images.json``) and ``Task2_{class}.txt`` (DOTA's server format, written by
   :func:`dotamini10.merge.write_task2`), rebuilt from the per-image files at the end of every run;

@@ -24,6 +24,7 @@ from dotamini10.read import IMAGE_SUFFIXES
 
 from .model_pool import ModelRunner, WindowDetections
 from .options import DetectError, DetectOptions, DetectSummary, ImageError, ImageOutcome, Status
+from .preview import SceneTruth
 from .outputs import read_image_record, write_outputs, write_summary
 from .scenes import SceneDetections, add_batch, finish_image
 from .windows import Batch, ImageEnd, ImageFailed, ImagePlan, in_background, plan_image, produce, window_pipeline
@@ -62,7 +63,8 @@ def detect_images(
         checkpoint: The weights.
         neck: ``fpn`` or ``hsfpn`` to swap the config's neck; None keeps it.
         options: Cutting, batching and merging.
-        gt: A COCO ground truth JSON whose image ids the COCO results take (matched by file name).
+        gt: A COCO ground truth JSON whose image ids the COCO results take (matched by file name); the previews
+            show the evaluator's matching against it.
         resume: Skip images finished by an earlier run with the same model and options.
         progress: Called with (windows done, windows in all) after every batch.
         log: Receives one line per failed image.
@@ -81,11 +83,12 @@ def detect_images(
     pipeline = window_pipeline(detector.cfg)
     fingerprint = hashlib.sha256(json.dumps([detector.identity, options.to_json()]).encode()).hexdigest()[:16]
     log = log or (lambda _: None)
+    truth = None if gt is None else SceneTruth.load(gt)
     with folder_lock(out, what="detect output", error=DetectError):  # one run at a time writes a folder
         summary = DetectSummary(out, detector.classes)
         plans = _plan_all(expand_images(images), options, out, fingerprint, resume, summary, log)
         collector = _Collector(detector.classes, options, out, fingerprint, summary, sum(p.windows for p in plans),
-                               progress, log)
+                               progress, log, truth)
         start = time.perf_counter()
         # The runner forks its model processes before the producer thread starts (module notes of model_pool).
         with ModelRunner(detector.model, options.device, options.model_workers) as runner:
@@ -112,6 +115,7 @@ class _Collector:
     total: int
     progress: ProgressFn | None
     log: Callable[[str], None]
+    truth: SceneTruth | None = None
     pending: SceneDetections = field(default_factory=SceneDetections)
     done: int = 0
 
@@ -121,7 +125,7 @@ class _Collector:
             self._advance(len(item.origins))
         elif isinstance(item, ImageEnd):
             self.summary.outcomes.append(finish_image(item, self.pending, self.classes, self.options, self.out,
-                                                      self.fingerprint))
+                                                      self.fingerprint, self.truth))
             self.pending = SceneDetections()
         else:
             self.summary.outcomes.append(ImageOutcome(item.plan.path, item.plan.name, Status.FAILED,
