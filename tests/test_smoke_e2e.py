@@ -112,8 +112,8 @@ def test_smoke_table_of_two_seeds_reports_mean_std_and_the_paired_gain(tmp_path)
     assert first[("hsfpn", 0)] != first[("hsfpn", 1)] and first[("fpn", 0)] != first[("fpn", 1)]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    (events,) = folders[("hsfpn", 1)].glob("*/vis_data/events.out.tfevents.*")
-    reader = EventAccumulator(str(events))
+    (vis_data,) = folders[("hsfpn", 1)].glob("*/vis_data")  # one attempt: one log folder (its event files)
+    reader = EventAccumulator(str(vis_data))
     reader.Reload()
     assert {"loss", "lr", "time", "loss_rpn_cls", "test/aitod/AP", "test/aitod/AP50"} <= set(reader.Tags()["scalars"])
     (ap,) = reader.Scalars("test/aitod/AP")
