@@ -16,7 +16,7 @@ from typing import Any
 
 from .datasets import DatasetLayout, apply_dataset
 from .errors import PipelineError
-from .presets import Settings
+from .presets import CompactModel, Settings
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -212,10 +212,53 @@ def pretrained_file(detector: Detector, pretrained_dir: Path | None) -> Path | N
 def _apply_pretrained(model: dict[str, Any], path: Path | None) -> None:
     init = None if path is None else dict(type="Pretrained", checkpoint=str(path))
     model["backbone"]["init_cfg"] = init
+    if path is None and model["backbone"].get("type") == "ResNet":
+        # From random init nothing may stay frozen: a frozen stem would be random filters for good, and BN in eval
+        # mode would normalise by its initial statistics (mean 0, variance 1) instead of the batches'.
+        model["backbone"].update(frozen_stages=-1, norm_eval=False)
     neck = model.get("neck", {})
     if neck.get("type") == "RFP":
         # RFP's unrolled backbone is initialised by RFP itself from its ``pretrained`` path.
         neck["rfp_backbone"]["pretrained"] = None if path is None else str(path)
+
+
+# Keys of the heads' channel counts that follow the neck's output channels (RPN, RoI extractor, box heads).
+_HEAD_CHANNEL_KEYS = ("in_channels", "feat_channels", "out_channels")
+
+
+def apply_compact(model: dict[str, Any], compact: CompactModel) -> None:
+    """Make a ResNet row's model the :class:`~pipelines.presets.CompactModel` (in place): backbone depth and width,
+    the neck's in/out channels, and every head channel count that followed the neck's, and the box heads' width.
+
+    Raises:
+        PipelineError: The row's backbone is not a plain ResNet (MobileNetV2, DetectoRS' SAC ResNet).
+    """
+    backbone, neck = model["backbone"], model["neck"]
+    if backbone.get("type") != "ResNet":
+        raise PipelineError(f"the compact model replaces ResNet backbones only, got {backbone.get('type')!r}")
+    expansion = 1 if compact.depth in (18, 34) else 4
+    backbone.update(depth=compact.depth, base_channels=compact.base_channels)
+    stages = [compact.base_channels * expansion * 2**i for i in range(backbone.get("num_stages", 4))]
+    used = backbone.get("out_indices", (0, 1, 2, 3))
+    old = neck["out_channels"]
+    neck.update(in_channels=[stages[i] for i in used], out_channels=compact.neck_channels)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in _HEAD_CHANNEL_KEYS:
+                if node.get(key) == old:
+                    node[key] = compact.neck_channels
+            if "fc_out_channels" in node:
+                node["fc_out_channels"] = compact.head_channels
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+
+    for key, part in model.items():
+        if key not in ("backbone", "neck", "data_preprocessor", "train_cfg", "test_cfg"):
+            visit(part)
 
 
 def load_detector_config(detector: Detector) -> Any:
@@ -234,6 +277,12 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
         for step in cfg[loader].dataset.pipeline:
             if step["type"] == "Resize":
                 step["scale"] = scale
+    if settings.train_crop is not None:
+        # Crops that hold no object are drawn again (the dataset refetches), so no iteration is spent on background.
+        train = cfg.train_dataloader.dataset.pipeline
+        at = next(i for i, step in enumerate(train) if step["type"] == "Resize") + 1
+        train.insert(at, dict(type="RandomCrop", crop_size=(settings.train_crop, settings.train_crop),
+                              allow_negative_crop=False))
     cfg.train_dataloader.batch_size = settings.batch_per_gpu
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[loader].num_workers = settings.num_workers
@@ -333,7 +382,10 @@ def build_job_config(
     overrides = label_assignment(detector)
     if overrides:
         cfg.merge_from_dict(dict(model=overrides))
-    model = swap_neck(cfg.model.to_dict(), variant)
+    model = cfg.model.to_dict()
+    if settings.compact is not None:
+        apply_compact(model, settings.compact)
+    model = swap_neck(model, variant)
     _apply_pretrained(model, pretrained_file(detector, settings.pretrained))
     from mmengine.config import ConfigDict
 

@@ -55,6 +55,24 @@ class SyntheticSpec:
 
 
 @dataclass(frozen=True)
+class CompactModel:
+    """A smaller detector for short CPU runs (the demo preset): the row's config with a thinner, shallower ResNet,
+    neck and box head; anchors, assigners, samplers and losses stay the row's.
+
+    Args:
+        depth: ResNet depth (18 or 34: basic blocks; 50 or 101: bottlenecks).
+        base_channels: Channels of the first stage (standard ResNets: 64); every stage doubles them.
+        neck_channels: Output channels of the FPN / HS-FPN and input of the heads (a multiple of 32: HS-FPN).
+        head_channels: Width of the box heads' fully connected layers (standard: 1024).
+    """
+
+    depth: int = 18
+    base_channels: int = 32
+    neck_channels: int = 64
+    head_channels: int = 256
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every non-MMDetection setting of a table run.
 
@@ -89,6 +107,9 @@ class Settings:
         synthetic: Shape of the smoke dataset.
         seeds: Training seeds; every (row, neck) runs once per seed, each run a job of its own
             (:mod:`pipelines.seeds`). The default, one run with seed 0, keeps the job folders of a single run.
+        compact: Train a smaller version of each row's detector (:class:`CompactModel`); ``None`` keeps the row's.
+        train_crop: Train on random square crops of this side, cut after the resize to ``img_scale`` (the
+            objects keep the size they have at test time); ``None`` trains on whole images.
     """
 
     preset: str
@@ -113,6 +134,8 @@ class Settings:
     srun_args: str = ""
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
     seeds: tuple[int, ...] = (0,)
+    compact: CompactModel | None = None
+    train_crop: int | None = None
 
     @property
     def processes(self) -> int:
@@ -266,6 +289,11 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"clip_grad must be > 0, got {s.clip_grad}")
     if s.lr_factor <= 0:
         raise SettingsError(f"lr_factor must be > 0, got {s.lr_factor}")
+    if s.train_crop is not None and not (32 <= s.train_crop <= s.img_scale and s.train_crop % 32 == 0):
+        raise SettingsError(f"train_crop must be a multiple of 32 within 32..img_scale={s.img_scale}, got {s.train_crop}")
+    if s.compact is not None and (s.compact.depth not in (18, 34, 50, 101) or s.compact.neck_channels % 32
+                                  or min(s.compact.base_channels, s.compact.head_channels) < 1):
+        raise SettingsError(f"compact model: depth 18, 34, 50 or 101 and neck channels a multiple of 32, got {s.compact}")
     if not s.seeds or len(set(s.seeds)) != len(s.seeds) or min(s.seeds) < 0:
         raise SettingsError(f"seeds must be distinct integers >= 0, at least one, got {list(s.seeds)}")
     if s.is_smoke and s.data_root is not None:
