@@ -31,6 +31,11 @@ BACKBONE_WEIGHTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# AdamW's learning rate (Settings.optimizer "adamw"), before the lr factor: the usual value for detectors trained
+# with AdamW at small batches.
+ADAMW_LR = 1e-3
+
+
 class NotAvailableError(PipelineError):
     """A row needs a component that is not in this installation (e.g. the NWD / RFLA assigners)."""
 
@@ -298,6 +303,8 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     warmup["end"] = settings.warmup_iters
     steps["end"] = settings.max_epochs
     steps["milestones"] = list(settings.milestones)
+    if settings.optimizer == "adamw":
+        cfg.optim_wrapper.optimizer = dict(type="AdamW", lr=ADAMW_LR, weight_decay=0.05)
     cfg.optim_wrapper.optimizer.lr = round(cfg.optim_wrapper.optimizer.lr * settings.lr_factor, 10)
     if settings.clip_grad is not None:
         cfg.optim_wrapper.clip_grad = dict(max_norm=settings.clip_grad, norm_type=2)

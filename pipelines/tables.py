@@ -127,8 +127,7 @@ class Plan:
             lines.append(SMOKE_BANNER)
         lines.append(
             f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch "
-            f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.max_epochs} epochs, steps at "
-            f"{list(s.milestones)}; input {s.img_scale} x {s.img_scale}"
+            f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.training_text}"
         )
         lines.append(f"backbone init: {_init_text(s)}")
         if self.layout is not None:
@@ -489,8 +488,7 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
         f"- preset: {settings.preset}",
         f"- effective batch: {settings.effective_batch} ({settings.devices} x {settings.batch_per_gpu}); "
         "the paper used 2 (2 GPUs x 1)",
-        f"- schedule: {settings.max_epochs} epochs, lr steps at {list(settings.milestones)}, "
-        f"input {settings.img_scale} x {settings.img_scale}",
+        f"- schedule: {settings.training_text}",
         f"- backbone init: {_init_text(settings)}",
     ]
     if multi:

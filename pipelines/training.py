@@ -82,7 +82,7 @@ class TrainPlan:
             f"train {_base_key(self.job)} ({self.source}) on {d.root}: {len(d.classes)} classes {list(d.classes)}",
             f"data: train {d.train_ann} (images {d.train_img}), evaluation {d.test_ann} (images {d.test_img})",
             f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch {s.effective_batch}; "
-            f"launcher {s.launcher}; {s.max_epochs} epochs, steps at {list(s.milestones)}; input {s.img_scale} px; "
+            f"launcher {s.launcher}; {s.training_text}; "
             + (f"validation every {s.val_interval} epoch(s), best kept" if s.val_interval else "evaluated once at the end"),
         ]
         for job in self.jobs:
@@ -281,8 +281,7 @@ def _header(plan: TrainPlan, title: str) -> list[str]:
     return lines + [
         f"- config: {plan.source}; classes: {', '.join(plan.layout.classes)}",
         f"- data: {plan.layout.root} (train {plan.layout.train_ann}, evaluation {plan.layout.test_ann})",
-        f"- effective batch {s.effective_batch} ({s.devices} x {s.batch_per_gpu}); {s.max_epochs} epochs, "
-        f"lr steps at {list(s.milestones)}; input {s.img_scale} px",
+        f"- effective batch {s.effective_batch} ({s.devices} x {s.batch_per_gpu}); {s.training_text}",
     ]
 
 
