@@ -115,6 +115,10 @@ class Settings:
         compact: Train a smaller version of each row's detector (:class:`CompactModel`); ``None`` keeps the row's.
         train_crop: Train on random square crops of this side, cut after the resize to ``img_scale`` (the
             objects keep the size they have at test time); ``None`` trains on whole images.
+        threads: Intra-op threads of each job process (``OMP_NUM_THREADS``); ``None`` leaves torch's default (one
+            per core). One thread keeps a CPU job's speed when other work shares the cores: torch's threads meet
+            at a barrier after every operation, so one descheduled thread stalls them all (the demo model, 2
+            cores at load 3: 0.9 s per iteration with one thread, 3.5-5 s with two).
     """
 
     preset: str
@@ -142,6 +146,7 @@ class Settings:
     seeds: tuple[int, ...] = (0,)
     compact: CompactModel | None = None
     train_crop: int | None = None
+    threads: int | None = None
 
     @property
     def processes(self) -> int:
@@ -220,12 +225,14 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
     # that show learning (AP50 above 30 on its val). What gets there (README "make demo"): a compact ResNet-18
     # detector, AdamW, random 384 px crops of the windows at full resolution (the objects keep their test-time
     # size) and an lr step before the end; SGD at the paper's lr, or whole windows resized to 256 px, stay near 0.
+    # One thread per job: a shared 2-core machine stalls two (see Settings.threads).
     "demo": dict(
         gpus=0,
         img_scale=1024,
         train_crop=384,
         compact=CompactModel(),
         optimizer="adamw",
+        threads=1,
         max_epochs=8,
         milestones=(6,),
         warmup_iters=50,
@@ -315,6 +322,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError(f"clip_grad must be > 0, got {s.clip_grad}")
     if s.lr_factor <= 0:
         raise SettingsError(f"lr_factor must be > 0, got {s.lr_factor}")
+    if s.threads is not None and s.threads < 1:
+        raise SettingsError(f"threads must be >= 1, got {s.threads}")
     if s.train_crop is not None and not (32 <= s.train_crop <= s.img_scale and s.train_crop % 32 == 0):
         raise SettingsError(f"train_crop must be a multiple of 32 within 32..img_scale={s.img_scale}, got {s.train_crop}")
     if s.compact is not None and (s.compact.depth not in (18, 34, 50, 101) or s.compact.neck_channels % 32

@@ -234,13 +234,16 @@ def launch_command(
     return command
 
 
-def job_env(gpus: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment of a job process: the toolkit importable, unbuffered output, no GPU when ``gpus`` is 0."""
+def job_env(gpus: int, base: dict[str, str] | None = None, threads: int | None = None) -> dict[str, str]:
+    """Environment of a job process: the toolkit importable, unbuffered output, no GPU when ``gpus`` is 0, and
+    ``threads`` intra-op threads per process when given (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     if gpus == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return env
 
 

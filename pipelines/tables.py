@@ -310,7 +310,7 @@ def run_table(
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
-        plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
+        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress, report_every_s=report_every_s
     )
     outcome.rows = table_rows(table, outcome.results, settings)
     outcome.outputs = write_outputs(table, outcome.rows, settings, plan.out_dir)

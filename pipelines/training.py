@@ -223,7 +223,7 @@ def train(
     write_json(plan.folder.train_record, record, indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
-        plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
+        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress, report_every_s=report_every_s
     )
     outcome.outputs = write_report(plan, outcome.results)
     return outcome

@@ -11,7 +11,7 @@ def test_demo_preset_takes_a_data_root_and_labels_smoke(tmp_path):
     s = resolve_settings("demo", tmp_path, data_root=tmp_path / "DOTAmini10")
     assert (s.gpus, s.img_scale, s.train_crop, s.max_epochs, s.milestones, s.batch_per_gpu) == (0, 1024, 384, 8, (6,), 2)
     assert s.compact == CompactModel(depth=18, base_channels=32, neck_channels=64, head_channels=256)
-    assert s.optimizer == "adamw" and s.pretrained is None
+    assert s.optimizer == "adamw" and s.pretrained is None and s.threads == 1
     assert s.data_root == tmp_path / "DOTAmini10"
     assert s.smoke_figures and not s.is_smoke  # trains on the given build, not on the generated smoke set
     assert render_markdown("table4", [], s).startswith("# [SMOKE] Table 4")

@@ -48,6 +48,7 @@ def test_effective_batch_counts_gpus(tmp_path):
         (dict(train_crop=100), "train_crop must be a multiple of 32"),
         (dict(img_scale=256, train_crop=512), "train_crop must be a multiple of 32 within 32..img_scale=256"),
         (dict(seeds=()), "seeds must be distinct"),
+        (dict(threads=0), "threads must be >= 1"),
     ],
 )
 def test_invalid_settings_are_rejected(tmp_path, overrides, message):
