@@ -374,13 +374,11 @@ def _row_head(table: str, row_id: str, variant_id: str, settings: Settings) -> d
     detector = DETECTORS[row_id]
     variant = VARIANTS[variant_id]
     neck_label = variant.label if variant.hsfpn else detector.baseline_neck
-    return dict(
-        preset=settings.preset,
-        method=detector.label,
-        backbone=paper.backbone if paper and paper.backbone else f"{detector.backbone} + {neck_label}",
-        row=row_id,
-        neck=variant_id,
-    )
+    if settings.compact is not None:  # what was trained, not the paper's backbone
+        backbone = f"R-{settings.compact.depth} compact + {neck_label}"
+    else:
+        backbone = paper.backbone if paper and paper.backbone else f"{detector.backbone} + {neck_label}"
+    return dict(preset=settings.preset, method=detector.label, backbone=backbone, row=row_id, neck=variant_id)
 
 
 def _paper_gain(table: str, row_id: str, variant: str) -> float | None:
@@ -593,6 +591,7 @@ def render_png(table: str, rows: Sequence[dict[str, Any]], settings: Settings, p
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("AP (%)")
+    ax.margins(y=0.18)  # room for the legend above the tallest bar
     title = spec.title if not settings.smoke_figures else f"[SMOKE: synthetic data, not the paper's setting] {spec.title}"
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.legend(fontsize=7, ncol=2)

@@ -18,3 +18,16 @@ def test_demo_preset_takes_a_data_root_and_labels_smoke(tmp_path):
     assert render_csv("table4", [], s).startswith(f"# {SMOKE_BANNER}")
     paper = resolve_settings("paper", tmp_path, data_root=tmp_path)
     assert not paper.smoke_figures and not render_markdown("table4", [], paper).startswith("# [SMOKE]")
+
+
+def test_demo_rows_name_the_compact_backbone_they_trained(tmp_path):
+    from pathlib import Path
+
+    from pipelines.job_folder import JobStatus
+    from pipelines.runner import Job, JobResult
+    from pipelines.tables import table_rows
+
+    s = resolve_settings("demo", tmp_path, data_root=tmp_path / "DOTAmini10")
+    job = Job("faster_rcnn__hsfpn", "faster_rcnn", "hsfpn", Path("/w"))
+    (row,) = table_rows("table4", [JobResult(job, JobStatus.DONE, metrics={"AP": 18.4})], s)
+    assert row["backbone"] == "R-18 compact + HS-FPN"
