@@ -325,10 +325,14 @@ def _validate(s: Settings) -> None:
     if s.threads is not None and s.threads < 1:
         raise SettingsError(f"threads must be >= 1, got {s.threads}")
     if s.train_crop is not None and not (32 <= s.train_crop <= s.img_scale and s.train_crop % 32 == 0):
-        raise SettingsError(f"train_crop must be a multiple of 32 within 32..img_scale={s.img_scale}, got {s.train_crop}")
+        raise SettingsError(
+            f"train_crop must be a multiple of 32 within 32..img_scale={s.img_scale}, got {s.train_crop}"
+        )
     if s.compact is not None and (s.compact.depth not in (18, 34, 50, 101) or s.compact.neck_channels % 32
                                   or min(s.compact.base_channels, s.compact.head_channels) < 1):
-        raise SettingsError(f"compact model: depth 18, 34, 50 or 101 and neck channels a multiple of 32, got {s.compact}")
+        raise SettingsError(
+            f"compact model: depth 18, 34, 50 or 101 and neck channels a multiple of 32, got {s.compact}"
+        )
     if not s.seeds or len(set(s.seeds)) != len(s.seeds) or min(s.seeds) < 0:
         raise SettingsError(f"seeds must be distinct integers >= 0, at least one, got {list(s.seeds)}")
     if s.is_smoke and s.data_root is not None:

@@ -110,7 +110,7 @@ def paired_gain(base: Mapping[int, float | None], other: Mapping[int, float | No
     Pairing removes what the two runs of one seed share (weights' init of the common parts, data order): the
     spread of the differences is the spread of the gain, usually below that of either figure.
     """
-    common = sorted(set(s for s, v in base.items() if v is not None) & set(s for s, v in other.items() if v is not None))
+    common = sorted({s for s, v in base.items() if v is not None} & {s for s, v in other.items() if v is not None})
     return spread({s: float(other[s]) - float(base[s]) for s in common})  # type: ignore[arg-type]
 
 

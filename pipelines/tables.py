@@ -310,7 +310,8 @@ def run_table(
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
-        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress, report_every_s=report_every_s
+        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress,
+        report_every_s=report_every_s,
     )
     outcome.rows = table_rows(table, outcome.results, settings)
     outcome.outputs = write_outputs(table, outcome.rows, settings, plan.out_dir)
@@ -363,7 +364,10 @@ def table_rows(table: str, results: Sequence[JobResult], settings: Settings) -> 
     return out
 
 
-def _seed_values(results: Sequence[JobResult]) -> dict[int, dict[str, float | None]]:
+Figures = dict[int, dict[str, float | None]]  # seed -> metrics of one (row, neck)
+
+
+def _seed_values(results: Sequence[JobResult]) -> Figures:
     """``seed -> metrics`` of the finished jobs of one (row, neck)."""
     finished = (JobStatus.DONE, JobStatus.SKIPPED)
     return {r.job.seed: r.metrics for r in results if r.status in finished and r.metrics}
@@ -398,8 +402,7 @@ def _tail(row: dict[str, Any], settings: Settings, wall_s: float | None, log: Pa
     )
 
 
-def _add_single_figures(row: dict[str, Any], table: str, r: JobResult, fpn: dict[int, dict[str, float | None]],
-                        settings: Settings) -> None:
+def _add_single_figures(row: dict[str, Any], table: str, r: JobResult, fpn: Figures, settings: Settings) -> None:
     # One seed: the run's own figures (the layout of the tables before seeds existed).
     metrics = TABLE_METRICS[table]
     paper = paper_figures(table, r.job.row, r.job.variant)
@@ -431,8 +434,8 @@ def _cell_status(results: Sequence[JobResult], done: Sequence[int], seeds: Seque
     return ", ".join(f"{ends.count(e)} {e}" for e in dict.fromkeys(ends))
 
 
-def _add_seed_figures(row: dict[str, Any], table: str, figures: dict[int, dict[str, float | None]],
-                      fpn: dict[int, dict[str, float | None]], results: Sequence[JobResult], settings: Settings) -> None:
+def _add_seed_figures(row: dict[str, Any], table: str, figures: Figures, fpn: Figures, results: Sequence[JobResult],
+                      settings: Settings) -> None:
     # Several seeds: mean, sample std, count and every seed's value of each metric; the paired gain.
     metrics, seeds = TABLE_METRICS[table], settings.seeds
     paper = paper_figures(table, row["row"], row["neck"])
@@ -499,7 +502,8 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
     else:
         lines.append("- cells: ours (paper, ours - paper); metrics in percent (AI-TOD protocol)")
     lines.append("")
-    head = ["Method", "Backbone", "Status", *(["Seeds"] if multi else []), *metrics, "Gain AP vs FPN (paper)", "Wall time"]
+    seeds_column = ["Seeds"] if multi else []
+    head = ["Method", "Backbone", "Status", *seeds_column, *metrics, "Gain AP vs FPN (paper)", "Wall time"]
     lines += _md_table(head, [_md_cells(row, metrics, multi) for row in rows])
     if multi:
         lines += ["", "Every seed's figures:", ""]
@@ -532,7 +536,8 @@ def _md_cells(row: dict[str, Any], metrics: Sequence[str], multi: bool) -> list[
         ours = _spread_text(row, m) if multi else _fmt(row[m])
         cells.append(f"{ours} ({_fmt(row[f'paper_{m}'])}, {_signed(row[f'delta_{m}'])})")
     if multi and row["gain_AP_n"]:
-        cells.append(f"{_spread_text(row, 'gain_AP', signed=True)} (n={row['gain_AP_n']}) ({_signed(row['paper_gain_AP'])})")
+        gain = _spread_text(row, "gain_AP", signed=True)
+        cells.append(f"{gain} (n={row['gain_AP_n']}) ({_signed(row['paper_gain_AP'])})")
     else:
         cells.append(f"{_signed(row['gain_AP'])} ({_signed(row['paper_gain_AP'])})")
     wall = row["wall_s"]

@@ -92,7 +92,8 @@ class TrainPlan:
         if with_config:
             for job in self.jobs:
                 seed = f" of seed {job.seed}" if self.several_seeds else ""
-                lines += [f"\n# ---- resolved config{seed} (fingerprint {job.fingerprint})", str(job.config_text).rstrip()]
+                lines += [f"\n# ---- resolved config{seed} (fingerprint {job.fingerprint})",
+                          str(job.config_text).rstrip()]
         return "\n".join(lines)
 
 
@@ -223,7 +224,8 @@ def train(
     write_json(plan.folder.train_record, record, indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
-        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress, report_every_s=report_every_s
+        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress,
+        report_every_s=report_every_s,
     )
     outcome.outputs = write_report(plan, outcome.results)
     return outcome

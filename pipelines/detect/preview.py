@@ -175,7 +175,8 @@ def draw_preview(scene: np.ndarray, scale: float, drawn: PreviewBoxes, classes: 
             x1, y1, x2, y2 = (int(round(v * scale)) for v in drawn.boxes[k])
             label = int(drawn.labels[k])
             colour = KIND_COLOURS[kind] if kind else palette[label % len(palette)]
-            cv2.rectangle(canvas, (x1, y1), (max(x2, x1 + 1), max(y2, y1 + 1)), colour, 1 if kind == "ignored" else thick)
+            width = 1 if kind == "ignored" else thick
+            cv2.rectangle(canvas, (x1, y1), (max(x2, x1 + 1), max(y2, y1 + 1)), colour, width)
             if kind in ("", "TP", "FP"):
                 _text(canvas, f"{short[label]} {drawn.scores[k]:.2f}".replace(" 0.", " ."), (x1, y1 - 2), font, colour)
     legend = _legend(canvas.shape[1], drawn, classes, short, palette, header, max(canvas.shape[1] / 2048, 0.4) * 0.8)
