@@ -17,9 +17,10 @@ PYTEST_ARGS ?= -n 2
 setup:
 	@bash scripts/setup.sh
 
-# The whole chain on the embedded synthetic sample: build, statistics, a short CPU training of FPN and HS-FPN
-# (smoke figures), their evaluation, then detect on a full synthetic scene with its preview, and the full-image
-# evaluation under both protocols. Every step resumes or skips finished work, so a second run is quick.
+# The whole chain on the embedded synthetic sample: build, statistics, a short CPU training of a compact FPN and
+# HS-FPN detector (smoke figures, but ones that show learning), their evaluation, then detect on a full synthetic
+# scene with its preview (TP / FP / FN against the ground truth), and the full-image evaluation under both
+# protocols. Every step resumes or skips finished work, so a second run is quick.
 demo: setup
 	$(VENV)/bin/hsfpn-data build-dotamini10 --out $(DEMO_OUT)/DOTAmini10 --resume
 	$(VENV)/bin/hsfpn-data stats $(DEMO_OUT)/DOTAmini10 --out $(DEMO_OUT)/DOTAmini10/stats
@@ -33,7 +34,8 @@ demo: setup
 		--out $(DEMO_DETECT)/aitod_report.json
 	$(VENV)/bin/hsfpn-repro eval --protocol dota --dets $(DEMO_DETECT) --ann $(DEMO_SCENES)/val/labelTxt \
 		--out $(DEMO_DETECT)/dota_report.json
-	@echo "demo: SMOKE figures (a few CPU minutes of training on synthetic scenes); preview in $(DEMO_DETECT)/previews/"
+	@echo "demo: SMOKE figures (minutes of CPU training of a compact detector on synthetic scenes): table in" \
+		"$(DEMO_OUT)/demo/table4.md, preview in $(DEMO_DETECT)/previews/, curves: tensorboard --logdir $(DEMO_OUT)/demo"
 
 test: setup
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .datasets import DatasetLayout, apply_dataset
 from .errors import PipelineError
-from .presets import Settings
+from .presets import CompactModel, Settings
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -29,6 +29,11 @@ BACKBONE_WEIGHTS: dict[str, tuple[str, ...]] = {
     "R-101": ("resnet101-63fe2227.pth", "resnet101-5d3b4d8f.pth", "resnet101-cd907fc2.pth"),
     "MobileNetV2": ("mobilenet_v2_batch256_imagenet-ff34753d.pth",),
 }
+
+
+# AdamW's learning rate (Settings.optimizer "adamw"), before the lr factor: the usual value for detectors trained
+# with AdamW at small batches.
+ADAMW_LR = 1e-3
 
 
 class NotAvailableError(PipelineError):
@@ -212,6 +217,10 @@ def pretrained_file(detector: Detector, pretrained_dir: Path | None) -> Path | N
 def _apply_pretrained(model: dict[str, Any], path: Path | None) -> None:
     init = None if path is None else dict(type="Pretrained", checkpoint=str(path))
     model["backbone"]["init_cfg"] = init
+    if path is None and model["backbone"].get("type") == "ResNet":
+        # From random init nothing may stay frozen: a frozen stem would be random filters for good, and BN in eval
+        # mode would normalise by its initial statistics (mean 0, variance 1) instead of the batches'.
+        model["backbone"].update(frozen_stages=-1, norm_eval=False)
     neck = model.get("neck", {})
     if neck.get("type") == "RFP":
         # RFP's unrolled backbone is initialised by RFP itself from its ``pretrained`` path.
@@ -293,6 +302,45 @@ def localize_weights(cfg: Any, folder: Path | None, *, label: str) -> None:
         holder[key] = str(path)
 
 
+# Keys of the heads' channel counts that follow the neck's output channels (RPN, RoI extractor, box heads).
+_HEAD_CHANNEL_KEYS = ("in_channels", "feat_channels", "out_channels")
+
+
+def apply_compact(model: dict[str, Any], compact: CompactModel) -> None:
+    """Make a ResNet row's model the :class:`~pipelines.presets.CompactModel` (in place): backbone depth and width,
+    the neck's in/out channels, and every head channel count that followed the neck's, and the box heads' width.
+
+    Raises:
+        PipelineError: The row's backbone is not a plain ResNet (MobileNetV2, DetectoRS' SAC ResNet).
+    """
+    backbone, neck = model["backbone"], model["neck"]
+    if backbone.get("type") != "ResNet":
+        raise PipelineError(f"the compact model replaces ResNet backbones only, got {backbone.get('type')!r}")
+    expansion = 1 if compact.depth in (18, 34) else 4
+    backbone.update(depth=compact.depth, base_channels=compact.base_channels)
+    stages = [compact.base_channels * expansion * 2**i for i in range(backbone.get("num_stages", 4))]
+    used = backbone.get("out_indices", (0, 1, 2, 3))
+    old = neck["out_channels"]
+    neck.update(in_channels=[stages[i] for i in used], out_channels=compact.neck_channels)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in _HEAD_CHANNEL_KEYS:
+                if node.get(key) == old:
+                    node[key] = compact.neck_channels
+            if "fc_out_channels" in node:
+                node["fc_out_channels"] = compact.head_channels
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                visit(item)
+
+    for key, part in model.items():
+        if key not in ("backbone", "neck", "data_preprocessor", "train_cfg", "test_cfg"):
+            visit(part)
+
+
 def load_detector_config(detector: Detector) -> Any:
     """Load a row's config file as an mmengine ``Config`` (requires mmengine)."""
     if detector.config is None:
@@ -310,6 +358,12 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
         for step in cfg[loader].dataset.pipeline:
             if step["type"] == "Resize":
                 step["scale"] = scale
+    if settings.train_crop is not None:
+        # Crops that hold no object are drawn again (the dataset refetches), so no iteration is spent on background.
+        train = cfg.train_dataloader.dataset.pipeline
+        at = next(i for i, step in enumerate(train) if step["type"] == "Resize") + 1
+        train.insert(at, dict(type="RandomCrop", crop_size=(settings.train_crop, settings.train_crop),
+                              allow_negative_crop=False))
     cfg.train_dataloader.batch_size = settings.batch_per_gpu
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         cfg[loader].num_workers = settings.num_workers
@@ -331,11 +385,14 @@ def apply_schedule(cfg: Any, settings: Settings) -> None:
     warmup["end"] = settings.warmup_iters
     steps["end"] = settings.max_epochs
     steps["milestones"] = list(settings.milestones)
+    if settings.optimizer == "adamw":
+        cfg.optim_wrapper.optimizer = dict(type="AdamW", lr=ADAMW_LR, weight_decay=0.05)
     cfg.optim_wrapper.optimizer.lr = round(cfg.optim_wrapper.optimizer.lr * settings.lr_factor, 10)
     if settings.clip_grad is not None:
         cfg.optim_wrapper.clip_grad = dict(max_norm=settings.clip_grad, norm_type=2)
     cfg.auto_scale_lr = dict(enable=settings.auto_scale_lr, base_batch_size=2)
     cfg.default_hooks.logger.interval = settings.log_interval
+    add_tensorboard(cfg)
     if settings.max_per_img is not None:
         cap_per_image(cfg.model, settings.max_per_img)
     if settings.backend == "gloo":
@@ -370,6 +427,30 @@ def resolve_variables(cfg: Any) -> None:
             cfg[key] = copy.deepcopy(value)
 
 
+def add_tensorboard(cfg: Any) -> None:
+    """Log the job's scalars through MMEngine's TensorBoard backend too (in place; the toolkit's configs name it
+    already, a user's config file may not)."""
+    visualizer = cfg.get("visualizer")
+    if visualizer is None:
+        return
+    backends = list(visualizer.get("vis_backends") or [])
+    if not any(b.get("type") == "TensorboardVisBackend" for b in backends):
+        visualizer["vis_backends"] = [*backends, dict(type="TensorboardVisBackend")]
+
+
+def apply_seed(cfg: Any, seed: int) -> None:
+    """Seed a job (in place): mmengine's ``randomness`` (init, augmentation draws) and the train sampler's shuffle.
+
+    The sampler's seed is given explicitly: left ``None`` it would be drawn from numpy's global state, so the data
+    order would hang on every numpy draw made before the loader is built. ``deterministic`` stays off (module
+    notes of :mod:`pipelines.seeds`).
+    """
+    cfg.randomness = dict(seed=seed)
+    sampler = cfg.train_dataloader.get("sampler")
+    if sampler is not None:
+        sampler["seed"] = seed
+
+
 def cap_per_image(model: dict[str, Any], cap: int) -> None:
     """Cap every ``nms_pre`` / ``max_per_img`` in a model's train / test settings at ``cap`` (in place)."""
 
@@ -389,7 +470,7 @@ def cap_per_image(model: dict[str, Any], cap: int) -> None:
 
 
 def build_job_config(
-    detector: Detector, variant: NeckVariant, layout: DatasetLayout, settings: Settings
+    detector: Detector, variant: NeckVariant, layout: DatasetLayout, settings: Settings, seed: int = 0
 ) -> Any:
     """The fully resolved config of one job.
 
@@ -398,6 +479,7 @@ def build_job_config(
         variant: The neck variant.
         layout: The dataset to train and evaluate on.
         settings: The resolved run settings.
+        seed: The job's training seed (:func:`apply_seed`).
 
     Returns:
         An mmengine ``Config`` ready for ``Runner.from_cfg`` (``work_dir`` is set by the job).
@@ -410,11 +492,15 @@ def build_job_config(
     overrides = label_assignment(detector)
     if overrides:
         cfg.merge_from_dict(dict(model=overrides))
-    model = swap_neck(cfg.model.to_dict(), variant)
+    model = cfg.model.to_dict()
+    if settings.compact is not None:
+        apply_compact(model, settings.compact)
+    model = swap_neck(model, variant)
     _apply_pretrained(model, pretrained_file(detector, settings.pretrained))
     from mmengine.config import ConfigDict
 
     cfg.model = ConfigDict(model)
     apply_dataset(cfg, layout)
     apply_schedule(cfg, settings)
+    apply_seed(cfg, seed)
     return cfg

@@ -1,5 +1,6 @@
 """The MMEngine hooks a job runs with: stop on divergence, write progress, checkpoint after validation (with
-the digest the job resumes by), keep the last validation's figures.
+the digest the job resumes by), keep the last validation's figures, and send the final evaluation's figures to
+TensorBoard.
 
 Imported by the job process only (it loads mmengine).
 """
@@ -193,3 +194,16 @@ class LastValidation(Hook):
 
     def after_val_epoch(self, runner: Any, metrics: Any = None) -> None:
         self.epoch, self.metrics = runner.epoch, dict(metrics or {})
+
+
+class TestScalars(Hook):
+    """Sends the figures of the evaluation after training to the visualizer's backends (TensorBoard and
+    ``scalars.json``) as ``test/<name>``: mmengine's LoggerHook sends validation figures there, but writes
+    test figures to the text log only, so a job evaluated once, after training, would show none."""
+
+    priority = "BELOW_NORMAL"
+
+    def after_test_epoch(self, runner: Any, metrics: Any = None) -> None:
+        scalars = {f"test/{k}": float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        if scalars:
+            runner.visualizer.add_scalars(scalars, step=runner.epoch)

@@ -129,8 +129,9 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     from mmengine.dist import get_rank
     from mmengine.runner import Runner
 
-    from .hooks import LastValidation, ProgressHook, StopOnDivergence
     from hsfpn.checkpoints import checkpoint_globals
+
+    from .hooks import LastValidation, ProgressHook, StopOnDivergence, TestScalars
 
     start = time.monotonic()
     folder = JobFolder(Path(job_dir).resolve())
@@ -139,6 +140,7 @@ def run_job(job_dir: Path, launcher: str = "none") -> dict[str, Any]:
     runner = Runner.from_cfg(cfg)
     runner.register_hook(StopOnDivergence())
     runner.register_hook(ProgressHook(folder, val_interval))
+    runner.register_hook(TestScalars())
     last_val = LastValidation()
     runner.register_hook(last_val)
     with checkpoint_globals():  # a resume loads mmengine's checkpoint weights-only, under the allowlist

@@ -67,6 +67,7 @@ class Job:
         config_text: The resolved config as Python source; ``None`` when the job cannot run.
         blocked: Why the job cannot run (``JobStatus.NOT_AVAILABLE`` or ``NOT_REPRODUCED``); ``None`` when it can.
         reason: Detail of ``blocked`` for the report.
+        seed: The training seed (:mod:`pipelines.seeds`).
     """
 
     key: str
@@ -76,6 +77,7 @@ class Job:
     config_text: str | None = None
     blocked: JobStatus | None = None
     reason: str = ""
+    seed: int = 0
 
     @property
     def folder(self) -> JobFolder:
@@ -268,13 +270,16 @@ def check_gpus(gpus: int, launcher: str) -> None:
         raise RunnerError(problem)
 
 
-def job_env(gpus: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment of a job process: the toolkit importable, unbuffered output, no GPU when ``gpus`` is 0."""
+def job_env(gpus: int, base: dict[str, str] | None = None, threads: int | None = None) -> dict[str, str]:
+    """Environment of a job process: the toolkit importable, unbuffered output, no GPU when ``gpus`` is 0, and
+    ``threads`` intra-op threads per process when given (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``)."""
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
     if gpus == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -451,7 +456,7 @@ def _prepare_dir(job: Job) -> None:
     except OSError as exc:
         raise RunnerError(f"cannot create job work dir {folder.path}: {exc}") from None
     if job.config_text is not None:
-        identity = dict(key=job.key, row=job.row, variant=job.variant, fingerprint=job.fingerprint)
+        identity = dict(key=job.key, row=job.row, variant=job.variant, seed=job.seed, fingerprint=job.fingerprint)
         folder.write_config(job.config_text, identity)
     folder.start_attempt()
 

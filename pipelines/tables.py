@@ -29,6 +29,7 @@ from .paper import TABLE_METRICS, paper_figures
 from .presets import Settings
 from .job_folder import JobStatus
 from .runner import EventFn, Job, JobResult, job_env, job_state, launch_command, run_jobs
+from .seeds import DEFAULT_SEEDS, Spread, format_spread, paired_gain, seed_key, seed_suffix, spread
 
 SMOKE_BANNER = (
     "SMOKE PRESET: synthetic tiny-object data, small inputs, short schedule; these figures test the "
@@ -128,8 +129,7 @@ class Plan:
             lines.append(SMOKE_BANNER)
         lines.append(
             f"preset {s.preset}; {s.devices} x {s.batch_per_gpu} image(s) = effective batch "
-            f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.max_epochs} epochs, steps at "
-            f"{list(s.milestones)}; input {s.img_scale} x {s.img_scale}"
+            f"{s.effective_batch} (paper: 2); launcher {s.launcher}; {s.training_text}"
         )
         lines.append(f"backbone init: {_init_text(s)}")
         if self.layout is not None:
@@ -260,19 +260,28 @@ def plan_table(
     )
     jobs = []
     for row, variant in pairs:
-        detector = DETECTORS[row]
-        work = base / dataset_name / f"{row}__{_SAME_NECK.get(variant, variant)}"
-        key = f"{row}__{variant}"
-        if not detector.reproduced:
-            jobs.append(Job(key, row, variant, work, blocked=JobStatus.NOT_REPRODUCED, reason="paper's figures only"))
-            continue
-        try:
-            cfg = build_job_config(detector, VARIANTS[variant], cfg_layout, settings)
-        except NotAvailableError as exc:
-            jobs.append(Job(key, row, variant, work, blocked=JobStatus.NOT_AVAILABLE, reason=str(exc)))
-            continue
-        jobs.append(Job(key, row, variant, work, config_text=cfg.pretty_text))
+        jobs += _cell_jobs(row, variant, base / dataset_name, cfg_layout, settings)
     return Plan(spec, settings, layout, jobs, base, problem, notes)
+
+
+def _cell_jobs(row: str, variant: str, folder: Path, layout: DatasetLayout, settings: Settings) -> list[Job]:
+    """The jobs of one (row, neck): one per seed, or a single blocked one when the row cannot run."""
+    detector = DETECTORS[row]
+    name, key = f"{row}__{_SAME_NECK.get(variant, variant)}", f"{row}__{variant}"
+    first = settings.seeds[0]
+    blocked = dict(key=seed_key(key, first, settings.seeds), row=row, variant=variant, seed=first,
+                   work_dir=folder / (name + seed_suffix(first)))
+    if not detector.reproduced:
+        return [Job(**blocked, blocked=JobStatus.NOT_REPRODUCED, reason="paper's figures only")]
+    jobs = []
+    for seed in settings.seeds:
+        try:
+            cfg = build_job_config(detector, VARIANTS[variant], layout, settings, seed)
+        except NotAvailableError as exc:
+            return [Job(**blocked, blocked=JobStatus.NOT_AVAILABLE, reason=str(exc))]
+        jobs.append(Job(seed_key(key, seed, settings.seeds), row, variant, folder / (name + seed_suffix(seed)),
+                        config_text=cfg.pretty_text, seed=seed))
+    return jobs
 
 
 def run_table(
@@ -320,7 +329,8 @@ def run_table(
     write_json(plan.out_dir / "settings.json", settings.to_json(), indent=2, sort_keys=True)
     command = launch_command(settings.launcher, settings.gpus, nproc=settings.processes, srun_args=settings.srun_args)
     outcome.results = run_jobs(
-        plan.jobs, command, env=job_env(settings.gpus), progress=progress, report_every_s=report_every_s
+        plan.jobs, command, env=job_env(settings.gpus, threads=settings.threads), progress=progress,
+        report_every_s=report_every_s,
     )
     outcome.rows = table_rows(table, outcome.results, settings)
     outcome.outputs = write_outputs(table, outcome.rows, settings, plan.out_dir)
@@ -337,54 +347,139 @@ def _delta(a: float | None, b: float | None) -> float | None:
 
 
 def table_rows(table: str, results: Sequence[JobResult], settings: Settings) -> list[dict[str, Any]]:
-    """One flat row per job: ours, the paper's, ours - paper, gain over the row's FPN, status, wall time.
+    """One flat row per (row, neck): ours, the paper's, ours - paper, gain over the row's FPN, status, wall time.
+
+    With the default single seed a row holds that run's figures. With several seeds (``settings.seeds``) each
+    figure is the mean over the seeds that finished, beside its sample std, its count and every seed's value;
+    the gain is HS-FPN - FPN seed by seed, then averaged (:func:`pipelines.seeds.paired_gain`).
 
     Args:
         table: The table name.
-        results: The runner's results.
-        settings: The run settings (preset, effective batch, initialisation).
+        results: The runner's results (one per job; several seeds of a (row, neck) are several jobs).
+        settings: The run settings (preset, seeds, effective batch, initialisation).
 
     Returns:
         Dicts with keys ``preset, method, backbone, row, neck, status, AP.. (ours), paper_AP..,
         delta_AP.. (ours - paper), gain_AP (HS-FPN variant - FPN of the same row, ours),
-        paper_gain_AP, wall_s, effective_batch, init, log, error``.
+        paper_gain_AP, wall_s, effective_batch, init, log, error``; with several seeds also ``seeds``
+        (planned), ``n`` (finished), ``missing`` (seeds without figures), ``AP_std``, ``AP_n``, ``AP_s{seed}``
+        per metric and ``gain_AP_std``, ``gain_AP_n``.
     """
-    metrics = TABLE_METRICS[table]
-    ours_by_key = {(r.job.row, r.job.variant): r.metrics for r in results}
-    out = []
+    cells: dict[tuple[str, str], list[JobResult]] = {}
     for r in results:
-        paper = paper_figures(table, r.job.row, r.job.variant)
-        detector = DETECTORS[r.job.row]
-        variant = VARIANTS[r.job.variant]
-        neck_label = variant.label if variant.hsfpn else detector.baseline_neck
-        row: dict[str, Any] = dict(
-            preset=settings.preset,
-            method=detector.label,
-            backbone=paper.backbone if paper and paper.backbone else f"{detector.backbone} + {neck_label}",
-            row=r.job.row,
-            neck=r.job.variant,
-            status=r.status,
-        )
-        fpn_ours = ours_by_key.get((r.job.row, "fpn"), {})
-        fpn_paper = paper_figures(table, r.job.row, "fpn")
-        for m in metrics:
-            row[m] = r.metrics.get(m)
-        for m in metrics:
-            row[f"paper_{m}"] = None if paper is None else paper.values.get(m)
-        for m in metrics:
-            row[f"delta_{m}"] = _delta(row[m], row[f"paper_{m}"])
-        gain = r.job.variant != "fpn"
-        row["gain_AP"] = _delta(row["AP"], fpn_ours.get("AP")) if gain else None
-        row["paper_gain_AP"] = _delta(row["paper_AP"], fpn_paper.values.get("AP")) if gain and fpn_paper else None
-        row.update(
-            wall_s=r.wall_s,
-            effective_batch=settings.effective_batch,
-            init="random" if settings.pretrained is None else "pretrained",
-            log=None if r.log is None else str(r.log),
-            error=r.error,
-        )
+        cells.setdefault((r.job.row, r.job.variant), []).append(r)
+    per_seed = {cell: _seed_values(rs) for cell, rs in cells.items()}
+    multi = settings.seeds != DEFAULT_SEEDS
+    out = []
+    for (row_id, variant), rs in cells.items():
+        row = _row_head(table, row_id, variant, settings)
+        figures = per_seed[(row_id, variant)]
+        fpn = per_seed.get((row_id, "fpn"), {})
+        if multi:
+            _add_seed_figures(row, table, figures, fpn, rs, settings)
+        else:
+            _add_single_figures(row, table, rs[0], fpn, settings)
         out.append(row)
     return out
+
+
+Figures = dict[int, dict[str, float | None]]  # seed -> metrics of one (row, neck)
+
+
+def _seed_values(results: Sequence[JobResult]) -> Figures:
+    """``seed -> metrics`` of the finished jobs of one (row, neck)."""
+    finished = (JobStatus.DONE, JobStatus.SKIPPED)
+    return {r.job.seed: r.metrics for r in results if r.status in finished and r.metrics}
+
+
+def _row_head(table: str, row_id: str, variant_id: str, settings: Settings) -> dict[str, Any]:
+    paper = paper_figures(table, row_id, variant_id)
+    detector = DETECTORS[row_id]
+    variant = VARIANTS[variant_id]
+    neck_label = variant.label if variant.hsfpn else detector.baseline_neck
+    if settings.compact is not None:  # what was trained, not the paper's backbone
+        backbone = f"R-{settings.compact.depth} compact + {neck_label}"
+    else:
+        backbone = paper.backbone if paper and paper.backbone else f"{detector.backbone} + {neck_label}"
+    return dict(preset=settings.preset, method=detector.label, backbone=backbone, row=row_id, neck=variant_id)
+
+
+def _paper_gain(table: str, row_id: str, variant: str) -> float | None:
+    paper, fpn = paper_figures(table, row_id, variant), paper_figures(table, row_id, "fpn")
+    if variant == "fpn" or paper is None or fpn is None:
+        return None
+    return _delta(paper.values.get("AP"), fpn.values.get("AP"))
+
+
+def _tail(row: dict[str, Any], settings: Settings, wall_s: float | None, log: Path | None, error: str | None) -> None:
+    row.update(
+        wall_s=wall_s,
+        effective_batch=settings.effective_batch,
+        init="random" if settings.pretrained is None else "pretrained",
+        log=None if log is None else str(log),
+        error=error,
+    )
+
+
+def _add_single_figures(row: dict[str, Any], table: str, r: JobResult, fpn: Figures, settings: Settings) -> None:
+    # One seed: the run's own figures (the layout of the tables before seeds existed).
+    metrics = TABLE_METRICS[table]
+    paper = paper_figures(table, r.job.row, r.job.variant)
+    row["status"] = r.status
+    for m in metrics:
+        row[m] = r.metrics.get(m)
+    for m in metrics:
+        row[f"paper_{m}"] = None if paper is None else paper.values.get(m)
+    for m in metrics:
+        row[f"delta_{m}"] = _delta(row[m], row[f"paper_{m}"])
+    gain = r.job.variant != "fpn"
+    fpn_ap = next(iter(fpn.values()), {}).get("AP")
+    row["gain_AP"] = _delta(row["AP"], fpn_ap) if gain else None
+    row["paper_gain_AP"] = _paper_gain(table, r.job.row, r.job.variant)
+    _tail(row, settings, r.wall_s, r.log, r.error)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _cell_status(results: Sequence[JobResult], done: Sequence[int], seeds: Sequence[int]) -> str:
+    # "done" when every seed finished; else how many jobs ended how ("2 done, 1 failed").
+    if len(results) == 1 and results[0].job.blocked is not None:
+        return str(results[0].status)
+    if len(done) == len(seeds):
+        return str(JobStatus.DONE)
+    ends = ["done" if r.job.seed in done else str(r.status) for r in results]
+    return ", ".join(f"{ends.count(e)} {e}" for e in dict.fromkeys(ends))
+
+
+def _add_seed_figures(row: dict[str, Any], table: str, figures: Figures, fpn: Figures, results: Sequence[JobResult],
+                      settings: Settings) -> None:
+    # Several seeds: mean, sample std, count and every seed's value of each metric; the paired gain.
+    metrics, seeds = TABLE_METRICS[table], settings.seeds
+    paper = paper_figures(table, row["row"], row["neck"])
+    done = sorted(figures)
+    row.update(status=_cell_status(results, done, seeds), seeds=";".join(map(str, seeds)), n=len(done),
+               missing=";".join(str(s) for s in seeds if s not in figures))
+    spreads = {m: spread({s: figures[s].get(m) for s in done}) for m in metrics}
+    for m in metrics:
+        row.update({m: _round(spreads[m].mean), f"{m}_std": _round(spreads[m].std), f"{m}_n": spreads[m].n})
+    for m in metrics:
+        row[f"paper_{m}"] = None if paper is None else paper.values.get(m)
+    for m in metrics:
+        row[f"delta_{m}"] = _delta(row[m], row[f"paper_{m}"])
+    for m in metrics:
+        row.update({f"{m}_s{s}": (figures.get(s) or {}).get(m) for s in seeds})
+    gain = Spread()
+    if row["neck"] != "fpn":
+        gain = paired_gain({s: v.get("AP") for s, v in fpn.items()}, {s: v.get("AP") for s, v in figures.items()})
+    row.update(gain_AP=_round(gain.mean), gain_AP_std=_round(gain.std), gain_AP_n=gain.n,
+               paper_gain_AP=_paper_gain(table, row["row"], row["neck"]))
+    walls = [r.wall_s for r in results if r.wall_s is not None]
+    failed = [r for r in results if r.error]
+    errors = "; ".join(f"seed {r.job.seed}: {r.error}" for r in failed) or None
+    logs = [r.log for r in [*failed, *results] if r.log is not None]  # a failure's log first
+    _tail(row, settings, round(sum(walls), 1) if walls else None, logs[0] if logs else None, errors)
 
 
 def _fmt(v: Any) -> str:
@@ -400,10 +495,12 @@ def _signed(v: float | None) -> str:
 
 
 def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settings) -> str:
-    """The markdown report of a table: title, smoke banner, settings, and ours / paper / delta per metric."""
+    """The markdown report of a table: title, smoke banner, settings, and ours / paper / delta per metric; with
+    several seeds, mean ± std per cell and a second table of every seed's figures."""
     spec = TABLE_SPECS[table]
     metrics = TABLE_METRICS[table]
     smoke = settings.smoke_figures
+    multi = settings.seeds != DEFAULT_SEEDS
     lines = [f"# {'[SMOKE] ' if smoke else ''}{spec.title}", ""]
     if smoke:
         lines += [f"**{SMOKE_BANNER}**", ""]
@@ -411,28 +508,64 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
         f"- preset: {settings.preset}",
         f"- effective batch: {settings.effective_batch} ({settings.devices} x {settings.batch_per_gpu}); "
         "the paper used 2 (2 GPUs x 1)",
-        f"- schedule: {settings.max_epochs} epochs, lr steps at {list(settings.milestones)}, "
-        f"input {settings.img_scale} x {settings.img_scale}",
+        f"- schedule: {settings.training_text}",
         f"- backbone init: {_init_text(settings)}",
-        "- cells: ours (paper, ours - paper); metrics in percent (AI-TOD protocol)",
-        "",
     ]
-    head = ["Method", "Backbone", "Status", *metrics, "Gain AP vs FPN (paper)", "Wall time"]
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for row in rows:
-        cells = [row["method"], row["backbone"], row["status"]]
-        for m in metrics:
-            cells.append(f"{_fmt(row[m])} ({_fmt(row[f'paper_{m}'])}, {_signed(row[f'delta_{m}'])})")
-        cells.append(f"{_signed(row['gain_AP'])} ({_signed(row['paper_gain_AP'])})")
-        wall = row["wall_s"]
-        cells.append("-" if wall is None else f"{wall / 60:.1f} min")
-        lines.append("| " + " | ".join(cells) + " |")
+    if multi:
+        lines += [
+            f"- seeds: {', '.join(map(str, settings.seeds))}, one job each per row and neck",
+            "- cells: mean ± sample std over the seeds that finished (paper, mean - paper); metrics in percent "
+            "(AI-TOD protocol); every seed's figures follow the table",
+            "- gain: HS-FPN - FPN seed by seed, mean ± std over the seeds both finished (n), (paper's gain)",
+        ]
+    else:
+        lines.append("- cells: ours (paper, ours - paper); metrics in percent (AI-TOD protocol)")
+    lines.append("")
+    seeds_column = ["Seeds"] if multi else []
+    head = ["Method", "Backbone", "Status", *seeds_column, *metrics, "Gain AP vs FPN (paper)", "Wall time"]
+    lines += _md_table(head, [_md_cells(row, metrics, multi) for row in rows])
+    if multi:
+        lines += ["", "Every seed's figures:", ""]
+        seed_rows = [[row["method"], row["backbone"], str(s), *(_fmt(row[f"{m}_s{s}"]) for m in metrics)]
+                     for row in rows if row["status"] not in _BLOCKED for s in settings.seeds]
+        lines += _md_table(["Method", "Backbone", "Seed", *metrics], seed_rows)
     failed = [r for r in rows if r["error"]]
     if failed:
         lines += ["", "Notes:"]
         lines += [f"- {r['row']} / {r['neck']}: {r['error']}" + (f" (log: {r['log']})" if r["log"] else "") for r in failed]
     return "\n".join(lines) + "\n"
+
+
+_BLOCKED = (JobStatus.NOT_REPRODUCED, JobStatus.NOT_AVAILABLE)
+
+
+def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _md_cells(row: dict[str, Any], metrics: Sequence[str], multi: bool) -> list[str]:
+    cells = [row["method"], row["backbone"], str(row["status"])]
+    if multi and row["status"] in _BLOCKED:
+        cells.append("-")
+    elif multi:
+        planned = len(row["seeds"].split(";"))
+        missing = f" (missing {', '.join('s' + s for s in row['missing'].split(';'))})" if row["missing"] else ""
+        cells.append(f"{row['n']}/{planned}{missing}")
+    for m in metrics:
+        ours = _spread_text(row, m) if multi else _fmt(row[m])
+        cells.append(f"{ours} ({_fmt(row[f'paper_{m}'])}, {_signed(row[f'delta_{m}'])})")
+    if multi and row["gain_AP_n"]:
+        gain = _spread_text(row, "gain_AP", signed=True)
+        cells.append(f"{gain} (n={row['gain_AP_n']}) ({_signed(row['paper_gain_AP'])})")
+    else:
+        cells.append(f"{_signed(row['gain_AP'])} ({_signed(row['paper_gain_AP'])})")
+    wall = row["wall_s"]
+    cells.append("-" if wall is None else f"{wall / 60:.1f} min")
+    return cells
+
+
+def _spread_text(row: dict[str, Any], key: str, signed: bool = False) -> str:
+    return format_spread(Spread({}, row[key], row[f"{key}_std"]), signed=signed)
 
 
 def render_csv(table: str, rows: Sequence[dict[str, Any]], settings: Settings) -> str:
@@ -466,25 +599,48 @@ def render_png(table: str, rows: Sequence[dict[str, Any]], settings: Settings, p
     colours = plt.get_cmap("tab10")
     for si, neck in enumerate(series):
         for kind, (key, alpha, hatch) in enumerate((("AP", 1.0, None), ("paper_AP", 0.45, "//"))):
-            xs, ys = [], []
+            xs, ys, cells = [], [], []
             for gi, group in enumerate(groups):
                 match = [r for r in rows if (r["row"] if by_row else r["neck"]) == group and (not by_row or r["neck"] == neck)]
                 value = match[0][key] if match else None
                 xs.append(gi + (si * 2 + kind - (cols - 1) / 2) * width)
                 ys.append(float("nan") if value is None else value)
+                cells.append(match[0] if match else None)
             label_neck = VARIANTS[neck].label if by_row else ""
             label = f"{'ours' if kind == 0 else 'paper'}{(' ' + label_neck) if label_neck else ''}"
             ax.bar(xs, ys, width, label=label, color=colours(si), alpha=alpha, hatch=hatch, edgecolor="black", linewidth=0.4)
+            if kind == 0 and settings.seeds != DEFAULT_SEEDS:
+                _seed_marks(ax, xs, cells, settings.seeds)
     names = [DETECTORS[g].label + ("" if DETECTORS[g].backbone == "R-50" else f" ({DETECTORS[g].backbone})") for g in groups] if by_row else [VARIANTS[g].label for g in groups]
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("AP (%)")
+    ax.margins(y=0.18)  # room for the legend above the tallest bar
     title = spec.title if not settings.smoke_figures else f"[SMOKE: synthetic data, not the paper's setting] {spec.title}"
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     _atomic_save(fig, path)
     plt.close(fig)
+
+
+def _seed_marks(ax: Any, xs: Sequence[float], cells: Sequence[dict[str, Any] | None], seeds: Sequence[int]) -> None:
+    """Over each bar of ours: the sample std as an error bar, every seed's AP as a dot, and "n/N seeds" in red
+    where seeds are missing. The first bar's marks carry the legend's labels."""
+    labelled = bool(ax.get_legend_handles_labels()[1].count("each seed"))
+    for x, row in zip(xs, cells):
+        if row is None or row["status"] in _BLOCKED:
+            continue
+        if row["AP"] is not None and row["AP_std"] is not None:
+            ax.errorbar([x], [row["AP"]], yerr=[row["AP_std"]], color="black", capsize=3, linewidth=1.0,
+                        label=None if labelled else "sample std")
+        values = [row[f"AP_s{s}"] for s in seeds if row[f"AP_s{s}"] is not None]
+        ax.scatter([x] * len(values), values, s=9, color="black", zorder=3, label=None if labelled else "each seed")
+        labelled = True
+        if row["n"] < len(seeds):
+            top = max([*values, (row["AP"] or 0.0) + (row["AP_std"] or 0.0), 0.0])
+            ax.annotate(f"{row['n']}/{len(seeds)} seeds", (x, top), xytext=(0, 4), textcoords="offset points",
+                        ha="center", fontsize=7, color="red", rotation=90)
 
 
 def _atomic_save(fig: Any, path: Path) -> None:
@@ -559,4 +715,5 @@ def summarize(outcome: TableOutcome) -> str:
     smoke = " [SMOKE: synthetic data, not the paper's setting]" if outcome.plan.settings.smoke_figures else ""
     lines = [f"{outcome.plan.spec.name}{smoke}: " + ", ".join(f"{n} {s}" for s, n in counts.items())]
     lines += [f"wrote {p}" for p in outcome.outputs.values()]
+    lines.append(f"curves: tensorboard --logdir {outcome.plan.out_dir}")
     return "\n".join(lines)

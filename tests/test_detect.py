@@ -49,6 +49,10 @@ def test_oracle_chain_gives_ap_one_under_both_protocols(scene, tmp_path):
     record = json.loads((out / "images" / "S1.json").read_text())
     assert record["width"] == 2600 and record["windows"] == 16 and len(record["detections"]["score"]) == 165
     assert (out / "previews" / "S1.png").stat().st_size > 1000
+    # The preview draws the evaluator's matching at IoU 0.5 above its score: the oracle finds every object.
+    shown = record["preview"]
+    assert (shown["score"], shown["iou"], shown["FP"], shown["FN"]) == (0.3, 0.5, 0, 0)
+    assert shown["TP"] + shown["ignored"] == shown["detections"] == 165
     assert json.loads((out / "detect.json").read_text())["images"][0]["status"] == "done"
 
     # --resume skips the finished image and rebuilds the same outputs.

@@ -157,3 +157,68 @@ def test_every_hsfpn_variant_builds_and_runs(variant):
     feats = tuple(torch.rand(1, c, 64 // 2**i, 64 // 2**i) for i, c in enumerate([32, 64, 128, 256]))
     outs = neck(feats)
     assert [tuple(o.shape[2:]) for o in outs] == [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4)]
+
+
+def test_random_init_trains_every_stage_and_batch_statistics_pretrained_keeps_the_frozen_stem(tmp_path):
+    s = resolve_settings("smoke", tmp_path / "w")
+    backbone = build_job_config(DETECTORS["faster_rcnn"], VARIANTS["fpn"], LAYOUT, s).model.backbone
+    assert (backbone.frozen_stages, backbone.norm_eval) == (-1, False)
+    (tmp_path / "resnet50-0676ba61.pth").write_bytes(b"x")
+    pre = resolve_settings("smoke", tmp_path / "w", pretrained=tmp_path)
+    backbone = build_job_config(DETECTORS["faster_rcnn"], VARIANTS["fpn"], LAYOUT, pre).model.backbone
+    assert (backbone.frozen_stages, backbone.norm_eval) == (1, True)  # the paper's setting on ImageNet weights
+
+
+@pytest.mark.parametrize("row", ["retinanet", "faster_rcnn", "cascade_rcnn"])
+def test_compact_model_thins_backbone_neck_and_heads_and_builds(row):
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    import hsfpn  # noqa: F401  (registers HSFPN)
+    from pipelines.presets import CompactModel
+
+    s = resolve_settings("smoke", Path("w"), compact=CompactModel(depth=18, base_channels=16, neck_channels=32,
+                                                                   head_channels=64))
+    cfg = build_job_config(DETECTORS[row], VARIANTS["hsfpn"], LAYOUT, s)
+    m = cfg.model
+    assert (m.backbone.depth, m.backbone.base_channels) == (18, 16)
+    assert m.neck.in_channels == [16, 32, 64, 128] and m.neck.out_channels == 32 and m.neck.type == "HSFPN"
+    text = cfg.pretty_text
+    assert "=256" not in text.replace("num=256", "") and "fc_out_channels=1024" not in text
+    init_default_scope("mmdet")
+    model = MODELS.build(m)
+    model.train()
+    size = 64
+    sample = _sample(size)
+    losses = model.loss(torch.rand(1, 3, size, size), [sample])
+    assert all(torch.isfinite(v).all() for k, v in losses.items() if "loss" in k and isinstance(v, torch.Tensor))
+
+
+def _sample(size):
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0),
+                                         pad_shape=(size, size), batch_input_shape=(size, size)))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[8.0, 8.0, 24.0, 20.0]]), labels=torch.tensor([1]))
+    return sample
+
+
+def test_compact_model_needs_a_resnet():
+    from pipelines.presets import CompactModel
+
+    s = resolve_settings("smoke", Path("w"), compact=CompactModel())
+    with pytest.raises(PipelineError, match="compact model replaces ResNet backbones only, got 'MobileNetV2'"):
+        build_job_config(DETECTORS["faster_rcnn_mnv2"], VARIANTS["fpn"], LAYOUT, s)
+
+
+def test_train_crop_cuts_after_the_resize_of_training_only():
+    s = resolve_settings("smoke", Path("w"), img_scale=256, train_crop=128)
+    cfg = build_job_config(DETECTORS["faster_rcnn"], VARIANTS["fpn"], LAYOUT, s)
+    steps = [step["type"] for step in cfg.train_dataloader.dataset.pipeline]
+    assert steps[steps.index("Resize") + 1] == "RandomCrop"
+    crop = cfg.train_dataloader.dataset.pipeline[steps.index("RandomCrop")]
+    assert crop["crop_size"] == (128, 128) and crop["allow_negative_crop"] is False
+    assert "RandomCrop" not in [step["type"] for step in cfg.test_dataloader.dataset.pipeline]

@@ -45,6 +45,10 @@ def test_effective_batch_counts_gpus(tmp_path):
         (dict(clip_grad=-1.0), "clip_grad must be > 0"),
         (dict(max_per_img=0), "max_per_img must be >= 1"),
         (dict(colour="red"), "unknown setting"),
+        (dict(train_crop=100), "train_crop must be a multiple of 32"),
+        (dict(img_scale=256, train_crop=512), "train_crop must be a multiple of 32 within 32..img_scale=256"),
+        (dict(seeds=()), "seeds must be distinct"),
+        (dict(threads=0), "threads must be >= 1"),
     ],
 )
 def test_invalid_settings_are_rejected(tmp_path, overrides, message):

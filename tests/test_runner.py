@@ -261,6 +261,9 @@ def test_job_env_makes_the_toolkit_importable_and_hides_gpus_on_cpu():
     assert (Path(env["PYTHONPATH"].split(":")[0]) / "pipelines").is_dir()
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert "CUDA_VISIBLE_DEVICES" not in job_env(2, base={})
+    assert "OMP_NUM_THREADS" not in job_env(0, base={})  # torch's default unless the settings name a count
+    one = job_env(0, base={"OMP_NUM_THREADS": "8"}, threads=1)
+    assert (one["OMP_NUM_THREADS"], one["MKL_NUM_THREADS"]) == ("1", "1")
 
 
 # A fake job that writes the progress record of pipelines.progress, as the real job's hook does (through JobFolder).

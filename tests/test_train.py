@@ -7,6 +7,7 @@ json's, is checked), in a layout of its own (``ann/``, ``pics/``) given with the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,43 @@ def test_dry_run_of_a_row_resolves_the_neck_classes_and_devices(dataset, tmp_pat
     assert not work.exists()  # a dry run writes nothing
 
 
+def test_seeds_are_jobs_in_subfolders_of_the_work_dir(dataset, tmp_path):
+    work = tmp_path / "w"
+    base = ["train", "--config", "retinanet", "--data-root", str(dataset), "--work-dir", str(work), *PATHS, "--dry-run"]
+    result = runner.invoke(cli.repro_app, [*base, "--seeds", "2"])
+    assert result.exit_code == 0, result.output
+    assert f"seed 0 work dir: {work / 's0'} (pending)" in result.output
+    assert f"seed 1 work dir: {work / 's1'} (pending)" in result.output
+    assert "# ---- resolved config of seed 1" in result.output and "randomness = dict(seed=1)" in result.output
+    single = runner.invoke(cli.repro_app, base)
+    assert f"work dir: {work} (pending)" in single.output and "seed 0" not in single.output
+    both = runner.invoke(cli.repro_app, [*base, "--seeds", "2", "--seed-list", "3"])
+    assert both.exit_code == 1 and "give --seeds N or --seed-list, not both" in both.output
+    assert not work.exists()
+
+
+def test_summary_of_several_seeds(dataset, tmp_path):
+    from pipelines.job_folder import JobStatus
+    from pipelines.presets import resolve_settings
+    from pipelines.runner import JobResult
+    from pipelines.training import plan_training, render_summary, summarize, TrainOutcome
+
+    layout = coco_layout(dataset, train_ann="ann/train.json", val_ann="ann/val.json", train_images="pics/train",
+                         val_images="pics/val")
+    plan = plan_training("retinanet", resolve_settings("smoke", tmp_path / "w", seeds=(0, 1, 2)), layout)
+    figures = [dict(AP=10.0, AP50=20.0), dict(AP=12.0, AP50=24.0), {}]
+    statuses = [JobStatus.DONE, JobStatus.SKIPPED, JobStatus.FAILED]
+    results = [JobResult(job, status, metrics=m) for job, status, m in zip(plan.jobs, statuses, figures)]
+    md = render_summary(plan, results)
+    assert md.startswith("# Training retinanet__hsfpn, 3 seeds on mine")
+    assert "- seeds: 0, 1, 2; 2 finished, missing 2" in md
+    assert "| mean ± std (n=2) |  | 11.0 ± 1.4 | 22.0 ± 2.8 |" in md  # sample std of (10, 12): sqrt(2)
+    assert "| seed 2 | failed | - | - |" in md and f"`{tmp_path / 'w' / 's2'}`" in md
+    text = summarize(TrainOutcome(plan, results))
+    assert "over 2 of 3 seeds: AP 11.0 ± 1.4  AP50 22.0 ± 2.8" in text
+    assert f"curves: tensorboard --logdir {tmp_path / 'w'}" in text
+
+
 def test_bad_config_and_neck_are_one_line_errors(dataset, tmp_path):
     base = ["train", "--data-root", str(dataset), "--work-dir", str(tmp_path / "w"), *PATHS, "--dry-run"]
     result = runner.invoke(cli.repro_app, [*base, "--config", "yolo"])
@@ -176,6 +214,20 @@ def test_train_on_own_data_writes_the_model_detect_takes(dataset, tmp_path):
     md = (work / "train.md").read_text()
     assert md.startswith("# Training my_faster_rcnn__hsfpn on mine") and "| AP | AP50 |" in md
     assert (work / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"curves: tensorboard --logdir {work}" in result.output
+
+    # TensorBoard: every loss term, lr and iteration time, and the validation figures, read back from the events.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (vis_data,) = work.glob("*/vis_data")  # one attempt: one log folder (its event files)
+    reader = EventAccumulator(str(vis_data))
+    reader.Reload()
+    tags = set(reader.Tags()["scalars"])
+    assert {"loss", "loss_rpn_cls", "loss_cls", "loss_bbox", "lr", "time", "data_time"} <= tags, tags
+    assert {"aitod/AP", "aitod/AP50", "aitod/APvt"} <= tags, tags
+    (ap,) = reader.Scalars("aitod/AP")
+    assert ap.step == 1 and abs(ap.value - done["raw_metrics"]["aitod/AP"]) < 1e-6
+    assert all(math.isfinite(e.value) for e in reader.Scalars("loss"))
 
     # Finished: a second run skips the job and reports it again.
     again = runner.invoke(cli.repro_app, args)

@@ -47,9 +47,13 @@ def detect_command(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Model processes on a CPU, one thread each "
                                                                      "(default: one per core, at most 8).")] = None,
     gt: Annotated[
-        Optional[Path], typer.Option("--gt", help="COCO ground truth whose image and category ids the COCO results "
-                                                  "take (default: the training json's category ids).")
+        Optional[Path], typer.Option("--gt", help="COCO ground truth: the COCO results take its image and category "
+                                     "ids (default: the training json's category ids), and the previews show TP, FP "
+                                     "and FN from the AI-TOD evaluator's matching (IoU 0.5).")
     ] = None,
+    preview_score: Annotated[
+        float, typer.Option("--preview-score", help="The previews draw the detections scoring at least this.")
+    ] = DETECT.preview_score,
     method: Annotated[str, typer.Option("--method", help="Merge: nms or nmm.")] = DETECT.merge.method.value,
     metric: Annotated[str, typer.Option("--metric", help="Merge: iou or ios.")] = DETECT.merge.metric.value,
     nms_thresh: Annotated[
@@ -68,7 +72,7 @@ def detect_command(
     with domain_errors():
         merge = merge_options(method, metric, nms_thresh, max_per_image, base=DETECT.merge)
         options = DetectOptions(scales=factors, window=window, stride=stride, score=score, batch=batch,
-                                device=device, workers=workers, merge=merge)
+                                device=device, workers=workers, merge=merge, preview_score=preview_score)
         with progress_bar("windows", quiet) as progress:
             summary = detect_images(images, out, config=config, checkpoint=checkpoint, neck=neck, options=options,
                                     gt=gt, resume=resume, progress=progress,

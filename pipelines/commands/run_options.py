@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import csv_list
+from .common import csv_list, usage_error
 
 # Options shared by the table commands and `train` (same names, same meaning).
 WorkDirOption = Annotated[Path, typer.Option("--work-dir", help="Job folders and outputs go to WORK_DIR/PRESET/.")]
@@ -63,11 +63,26 @@ SkipBadOption = Annotated[
                                           "truncated images, bad boxes; recorded in data_check/skipped.json) "
                                           "instead of stopping.")
 ]
+SeedsOption = Annotated[
+    Optional[int],
+    typer.Option("--seeds", help="Train each (row, neck) N times with seeds 0..N-1, each run a job of its own; results "
+                 "report mean ± sample std and every seed (default 1: seed 0)."),
+]
+SeedListOption = Annotated[
+    Optional[str], typer.Option("--seed-list", help="Comma-separated training seeds instead of --seeds, e.g. 0,1,2.")
+]
 
 
 def run_overrides(**options: Any) -> dict[str, Any]:
-    """The command line's Settings overrides (``None``: not given, the preset decides)."""
+    """The command line's Settings overrides (``None``: not given, the preset decides); ``seeds`` (``--seeds``) and
+    ``seed_list`` (``--seed-list``) become the ``seeds`` setting."""
+    from pipelines.seeds import SeedError, resolve_seeds
+
     options["milestones"] = csv_list(options["milestones"], "--milestones", int)
+    try:
+        options["seeds"] = resolve_seeds(options["seeds"], csv_list(options.pop("seed_list"), "--seed-list", int))
+    except SeedError as exc:
+        raise usage_error(str(exc)) from None
     options["auto_scale_lr"] = options["auto_scale_lr"] or None
     options["srun_args"] = options["srun_args"] or None
     return options

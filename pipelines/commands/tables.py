@@ -23,6 +23,7 @@ def _register_table_command(spec: TableSpec) -> None:
         "Examples:\n\n"
         f"  hsfpn-repro {table} --data-root {data} --work-dir runs/ --pretrained weights/ --gpus 2 --launcher pytorch\n\n"
         f"  hsfpn-repro {table} --preset smoke --work-dir runs/ --rows {row}\n\n"
+        f"  hsfpn-repro {table} --preset smoke --work-dir runs/ --rows {row} --seeds 3\n\n"
         f"  hsfpn-repro {table} --preset smoke --work-dir runs/ --rows {row} --nproc 2 --launcher pytorch\n\n"
         f"  hsfpn-repro {table} --data-root {data} --dry-run"
     )
@@ -56,6 +57,8 @@ def _register_table_command(spec: TableSpec) -> None:
                          "checkpoint (default 0: evaluate once, after training)."),
         ] = None,
         srun_args: run.SrunArgsOption = "",
+        seeds: run.SeedsOption = None,
+        seed_list: run.SeedListOption = None,
         train_ann: Annotated[
             Optional[str], typer.Option("--train-ann", help="AI-TOD train-val json, relative to the data root.")
         ] = None,
@@ -80,6 +83,7 @@ def _register_table_command(spec: TableSpec) -> None:
             gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,
             batch_per_gpu=batch_per_gpu, img_scale=img_scale, auto_scale_lr=auto_scale_lr,
             val_interval=val_interval, srun_args=srun_args, keep_checkpoints=keep_checkpoints, skip_bad=skip_bad,
+            seeds=seeds, seed_list=seed_list,
         )
         data_paths = dict(train_ann=train_ann, test_ann=test_ann, train_images=train_images, test_images=test_images)
         with domain_errors(), run.resume_hint(), run.job_progress(report_every) as (progress, every):

@@ -22,7 +22,8 @@ app = group()
         "  hsfpn-repro train --config cascade_rcnn --data-root data/mine --train-ann ann/train.json "
         "--val-ann ann/val.json --train-images img/train --val-images img/val --work-dir runs/mine\n\n"
         "  hsfpn-repro train --config my_config.py --data-root data/mine --work-dir runs/mine --gpus 0 --nproc 2 "
-        "--launcher pytorch --preset smoke"
+        "--launcher pytorch --preset smoke\n\n"
+        "  hsfpn-repro train --config faster_rcnn --data-root data/mine --work-dir runs/mine --seeds 3"
     ),
 )
 def train_command(
@@ -71,6 +72,8 @@ def train_command(
         bool, typer.Option("--area-from-box", help="The evaluation uses each ground-truth box's w x h as its area in "
                                                    "the size ranges (for jsons whose 'area' is something else).")
     ] = False,
+    seeds: run.SeedsOption = None,
+    seed_list: run.SeedListOption = None,
     report_every: run.ReportEveryOption = 60.0,
     dry_run: run.DryRunOption = False,
 ) -> None:
@@ -95,13 +98,15 @@ def train_command(
                 gpus=gpus, nproc=nproc, launcher=launcher, max_epochs=epochs, milestones=milestones,
                 batch_per_gpu=batch_per_gpu, img_scale=img_scale, auto_scale_lr=auto_scale_lr,
                 val_interval=val_interval, srun_args=srun_args, keep_checkpoints=keep_checkpoints,
-                skip_bad=skip_bad, area_from_box=area_from_box,
+                skip_bad=skip_bad, area_from_box=area_from_box, seeds=seeds, seed_list=seed_list,
             ),
         )
     if dry_run:
         typer.echo(outcome.plan.describe(with_config=True))
         return
     typer.echo(summarize(outcome))
-    if outcome.result is not None and outcome.result.status is JobStatus.FAILED:
-        typer.secho(f"error: the training failed; see {outcome.result.log}", fg=typer.colors.RED, err=True)
+    failed = [r for r in outcome.results if r.status is JobStatus.FAILED]
+    if failed:
+        logs = ", ".join(str(r.log) for r in failed)
+        typer.secho(f"error: {len(failed)} training job(s) failed; see {logs}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)

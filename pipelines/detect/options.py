@@ -54,6 +54,7 @@ class DetectOptions:
         pad_value: Padding of windows past a small image's edge. Defaults to 0 (the builder's).
         max_side: Largest side accepted at any scale. Defaults to 20,000.
         preview_side: Longest side of the previews. Defaults to 2048.
+        preview_score: The previews draw the detections scoring at least this. Defaults to 0.3.
     """
 
     scales: tuple[float, ...] = (1.0,)
@@ -68,6 +69,7 @@ class DetectOptions:
     pad_value: int = 0
     max_side: int = MAX_SIDE
     preview_side: int = PREVIEW_SIDE
+    preview_score: float = 0.3
 
     def __post_init__(self) -> None:
         if not self.scales or any(not s > 0 for s in self.scales):
@@ -79,6 +81,8 @@ class DetectOptions:
             raise DetectError(f"--batch: expected at least 1, got {self.batch}")
         if self.workers is not None and self.workers < 1:
             raise DetectError(f"--workers: expected at least 1, got {self.workers}")
+        if not 0.0 <= self.preview_score <= 1.0:
+            raise DetectError(f"--preview-score: expected a score in [0, 1], got {self.preview_score}")
         if self.interpolation not in INTERPOLATIONS:
             raise DetectError(f"interpolation: expected one of {', '.join(INTERPOLATIONS)}")
 

@@ -1,8 +1,10 @@
 """``detect``'s output folder: the one owner of its file names and of what each file holds.
 
 * ``images/{name}.json`` per image (written atomically when the image is finished; ``--resume`` skips images
-  whose file was written with the same model and options);
-* ``previews/{name}.png``, the scene downscaled with its boxes drawn;
+  whose file was written with the same model and options), with what its preview drew (``preview``: the score
+  and, against ``--gt``, the TP / FP / FN counts);
+* ``previews/{name}.png``, the scene downscaled with the detections above ``--preview-score`` drawn with their
+  class and score, as TP / FP / FN against ``--gt`` (:mod:`.preview`);
 * ``results.bbox.json`` (COCO results; image and category ids from a ground-truth JSON when given, matched by
   file and class name, else the ids of ``images.json`` and the training json's category ids the checkpoint
   records) and ``Task2_{class}.txt`` (DOTA's server format, written by
@@ -15,14 +17,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dotamini10.io import read_json, read_json_if_valid, write_json
+from dotamini10.io import read_json_if_valid, write_json
 from dotamini10.merge import Merged, write_task2
 
-from .options import DetectError, DetectOptions, DetectSummary, Status
+from .options import DetectOptions, DetectSummary, Status
+
+if TYPE_CHECKING:  # the preview module loads the evaluator; outputs need only its type
+    from .preview import SceneTruth
 
 IMAGES_DIR, PREVIEWS_DIR = "images", "previews"
 COCO_RESULTS, IMAGE_LIST, SUMMARY = "results.bbox.json", "images.json", "detect.json"
@@ -66,21 +71,11 @@ class ResultIds:
     note: str | None = None
 
 
-def result_ids(gt: Path | None, classes: Sequence[str], category_ids: Sequence[int] | None) -> ResultIds:
-    """The ids of the COCO results: read from ``--gt`` (checked before any image runs) or from the model.
-
-    Raises:
-        DetectError: ``--gt`` is unreadable or has no usable ``images`` / ``categories``.
-    """
-    if gt is not None:
-        coco = read_json(gt, what="ground truth", error=DetectError)
-        try:
-            images = {Path(i["file_name"]).name: int(i["id"]) for i in coco["images"]}
-            categories = {c["name"]: int(c["id"]) for c in coco["categories"]}
-        except (KeyError, TypeError, ValueError):
-            raise DetectError(f"--gt {gt}: expected COCO 'images' (id, file_name) and 'categories' (id, "
-                              "name)") from None
-        return ResultIds(images, categories, f"--gt {gt}")
+def result_ids(truth: SceneTruth | None, classes: Sequence[str], category_ids: Sequence[int] | None) -> ResultIds:
+    """The ids of the COCO results: ``--gt``'s (read and checked before any image runs), else the model's."""
+    if truth is not None:
+        categories = dict(zip(truth.gt.cat_names, truth.gt.cat_ids.tolist(), strict=True))
+        return ResultIds(dict(truth.image_ids), categories, f"--gt {truth.source}")
     if category_ids is not None:
         return ResultIds(None, dict(zip(classes, category_ids, strict=True)), "the training json (checkpoint meta)")
     note = (f"the checkpoint records no category ids: {COCO_RESULTS} numbers the classes 1.. in class order; --gt "

@@ -25,6 +25,7 @@ from dotamini10.read import IMAGE_SUFFIXES
 from .model_pool import ModelRunner, WindowDetections
 from .options import DetectError, DetectOptions, DetectSummary, ImageError, ImageOutcome, Status
 from .outputs import read_image_record, result_ids, write_outputs, write_summary
+from .preview import SceneTruth
 from .scenes import SceneDetections, add_batch, finish_image
 from .windows import Batch, ImageEnd, ImageFailed, ImagePlan, in_background, plan_image, produce, window_pipeline
 
@@ -63,8 +64,9 @@ def detect_images(
         neck: ``fpn`` or ``hsfpn`` to swap the config's neck; None keeps it.
         options: Cutting, batching and merging.
         gt: A COCO ground truth JSON whose image and category ids the COCO results take (matched by file and class
-            name; read before any image runs). Without it the category ids are the training json's (recorded in
-            the checkpoint's meta by the toolkit's jobs), else 1.. in class order.
+            name; read before any image runs), and against which the previews show the evaluator's matching.
+            Without it the category ids are the training json's (recorded in the checkpoint's meta by the
+            toolkit's jobs), else 1.. in class order.
         resume: Skip images finished by an earlier run with the same model and options.
         progress: Called with (windows done, windows in all) after every batch.
         log: Receives one line per failed image.
@@ -78,10 +80,10 @@ def detect_images(
     from ..models import load_model, resolve_config
 
     out = Path(out)
-    gt_ids = result_ids(gt, (), None) if gt is not None else None  # a broken --gt stops the run before any image
+    truth = None if gt is None else SceneTruth.load(gt)  # a broken --gt stops the run before any image
     resolved = resolve_config(config, neck, row_neck=None, error=DetectError)
     detector = load_model(resolved, checkpoint, device=options.device, error=DetectError)
-    ids = gt_ids or result_ids(None, detector.classes, detector.category_ids)
+    ids = result_ids(truth, detector.classes, detector.category_ids)
     pipeline = window_pipeline(detector.cfg)
     fingerprint = hashlib.sha256(json.dumps([detector.identity, options.to_json()]).encode()).hexdigest()[:16]
     log = log or (lambda _: None)
@@ -89,7 +91,7 @@ def detect_images(
         summary = DetectSummary(out, detector.classes)
         plans = _plan_all(expand_images(images), options, out, fingerprint, resume, summary, log)
         collector = _Collector(detector.classes, options, out, fingerprint, summary, sum(p.windows for p in plans),
-                               progress, log)
+                               progress, log, truth)
         start = time.perf_counter()
         # The runner forks its model processes before the producer thread starts (module notes of model_pool).
         with ModelRunner(detector.model, options.device, options.model_workers) as runner:
@@ -117,6 +119,7 @@ class _Collector:
     total: int
     progress: ProgressFn | None
     log: Callable[[str], None]
+    truth: SceneTruth | None = None
     pending: SceneDetections = field(default_factory=SceneDetections)
     done: int = 0
 
@@ -126,7 +129,7 @@ class _Collector:
             self._advance(len(item.origins))
         elif isinstance(item, ImageEnd):
             self.summary.outcomes.append(finish_image(item, self.pending, self.classes, self.options, self.out,
-                                                      self.fingerprint))
+                                                      self.fingerprint, self.truth))
             self.pending = SceneDetections()
         else:
             self.summary.outcomes.append(ImageOutcome(item.plan.path, item.plan.name, Status.FAILED,

@@ -1,5 +1,5 @@
 """The consumer side of ``detect``: window detections mapped back to the scene, merged across windows and
-scales (:func:`dotamini10.merge.merge_detections`), and drawn on the scene's preview.
+scales (:func:`dotamini10.merge.merge_detections`), and drawn on the scene's preview (:mod:`.preview`).
 
 Detections are mapped back with the exact per-axis ratios of the scaled size, as the builder scales polygons.
 """
@@ -19,6 +19,7 @@ from dotamini10.merge import merge_detections
 from .model_pool import WindowDetections
 from .options import DetectOptions, ImageOutcome, Status
 from .outputs import preview_path, write_image_record
+from .preview import PREVIEW_IOU, PreviewBoxes, SceneTruth, draw_preview, match_scene
 from .windows import Batch, ImageEnd
 
 
@@ -49,8 +50,9 @@ def add_batch(batch: Batch, found: list[WindowDetections], score: float, pending
 
 
 def finish_image(end: ImageEnd, pending: SceneDetections, classes: Sequence[str], options: DetectOptions,
-                 out: Path, fingerprint: str) -> ImageOutcome:
-    """Merge an image's detections across windows and scales, write its record and preview."""
+                 out: Path, fingerprint: str, truth: SceneTruth | None = None) -> ImageOutcome:
+    """Merge an image's detections across windows and scales, write its record and preview (matched against
+    ``truth`` when given)."""
     boxes = np.concatenate(pending.boxes) if pending.boxes else np.zeros((0, 4))
     scores = np.concatenate(pending.scores) if pending.scores else np.zeros(0)
     labels = np.concatenate(pending.labels) if pending.labels else np.zeros(0, dtype=np.int64)
@@ -63,32 +65,33 @@ def finish_image(end: ImageEnd, pending: SceneDetections, classes: Sequence[str]
         detections=dict(bbox=np.round(merged.boxes, 3).tolist(), score=np.round(merged.scores, 6).tolist(),
                         label=merged.labels.tolist()),
     )
-    _write_preview(preview_path(out, plan.name), end, merged, classes, options.score)
+    record["preview"] = _write_preview(preview_path(out, plan.name), end, merged, classes, options, truth)
     write_image_record(out, plan.name, record)
     return ImageOutcome(plan.path, plan.name, Status.DONE, pending.windows, len(merged))
 
 
-def _write_preview(path: Path, end: ImageEnd, merged: Any, classes: Sequence[str], score: float) -> None:
-    import cv2
-
+def _write_preview(path: Path, end: ImageEnd, merged: Any, classes: Sequence[str], options: DetectOptions,
+                   truth: SceneTruth | None) -> dict[str, Any]:
+    """Draw the scene's detections above ``options.preview_score`` (:mod:`.preview`), matched against the ground
+    truth when it is known; returns what it drew (the score, and the TP / FP / FN / ignored counts when matched)."""
     from dotamini10.png import encode_png
 
-    canvas = np.ascontiguousarray(end.preview)
-    palette = _palette(len(classes))
-    s = end.preview_scale
-    for box, label in zip(merged.boxes.tolist(), merged.labels.tolist(), strict=True):
-        x1, y1, x2, y2 = (int(round(v * s)) for v in box)
-        cv2.rectangle(canvas, (x1, y1), (max(x2, x1 + 1), max(y2, y1 + 1)), palette[label % len(palette)], 2)
-    caption = f"{end.plan.path.name}: {len(merged):,} detections, score >= {score:g}"
-    scale = max(canvas.shape[1] / 1400, 0.5)  # readable once the preview is shown a screen wide
-    (w, h), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-    cv2.rectangle(canvas, (0, 0), (w + 16, h + 16), (0, 0, 0), -1)
-    cv2.putText(canvas, caption, (8, h + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+    keep = merged.scores >= options.preview_score
+    boxes, scores, labels = merged.boxes[keep], merged.scores[keep], merged.labels[keep]
+    name = end.plan.path.name
+    header = [f"{name}: {int(keep.sum()):,} of {len(merged):,} detections, those with score >= "
+              f"{options.preview_score:g} drawn (label: class score)"]
+    drawn = None
+    if truth is not None:
+        drawn = match_scene(truth, name, boxes, scores, labels, classes)
+        header.append(f"AI-TOD matching at IoU >= {PREVIEW_IOU:g} against {truth.source}" if drawn is not None
+                      else f"{name} is not in {truth.source}: detections drawn by class")
+    if drawn is None:
+        drawn = PreviewBoxes(boxes, ("",) * len(boxes), labels, scores)
+    canvas = draw_preview(end.preview, end.preview_scale, drawn, classes, header)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, encode_png(canvas, compression=1, channels="bgr"))
-
-
-def _palette(n: int) -> list[tuple[int, int, int]]:
-    import colorsys
-
-    return [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(k / max(n, 1), 0.9, 1.0))[::-1] for k in range(n)]
+    shown: dict[str, Any] = dict(score=options.preview_score, detections=int(keep.sum()))
+    if any(drawn.kinds):
+        shown.update(iou=PREVIEW_IOU, **{k: drawn.count(k) for k in ("TP", "FP", "FN", "ignored")})
+    return shown

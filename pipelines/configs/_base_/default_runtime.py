@@ -19,7 +19,9 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'))
 
-vis_backends = [dict(type='LocalVisBackend')]
+# Scalars (losses, lr, iteration time, evaluation figures) go to vis_data/scalars.json and to TensorBoard event
+# files beside it: `tensorboard --logdir WORK_DIR`.
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
