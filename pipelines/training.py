@@ -176,8 +176,6 @@ def plan_training(
                  for seed in seeds}
         row, source = config, config
     else:
-        if settings.pretrained is not None and Path(config).is_file():
-            raise TrainError("--pretrained applies to row ids: a config file sets its backbone's init_cfg itself")
         cfg = _file_config(config, neck, layout, settings)  # a file, or the one-line error of what config is not
         texts = {}
         for seed in seeds:

@@ -261,7 +261,14 @@ def test_gt_is_checked_before_any_image_and_images_outside_it_are_named(scene, t
     other = tmp_path / "other.json"
     gt = json.loads(scene["gt"].read_text())
     gt["images"][0]["file_name"] = "another.png"
-    gt["categories"] = [c for c in gt["categories"] if c["name"] != "ship"]
+    ship = next(c["id"] for c in gt["categories"] if c["name"] == "ship")
+    gt["categories"] = [c for c in gt["categories"] if c["id"] != ship]
+    other.write_text(json.dumps(gt))
+    # Annotations of a category the json does not list: bad input, one line naming the file and annotation.
+    with pytest.raises(DetectError, match=r"^--gt .*other.json: annotation \d+: category_id \d+ is not a listed"):
+        detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
+                      checkpoint=scene["checkpoint"], gt=other)
+    gt["annotations"] = [a for a in gt["annotations"] if a["category_id"] != ship]
     other.write_text(json.dumps(gt))
     summary = detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
                             checkpoint=scene["checkpoint"], options=DetectOptions(score=0.5), gt=other)

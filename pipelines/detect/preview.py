@@ -47,7 +47,7 @@ class SceneTruth:
     Args:
         gt: The ground truth.
         image_ids: ``file name -> image id``.
-        source: The file, for the legend.
+        source: The file, as given (notes name it whole; the preview's legend by its name).
     """
 
     gt: GroundTruth
@@ -64,9 +64,11 @@ class SceneTruth:
         try:
             gt = GroundTruth.from_coco(data, source=str(path))
             names = {Path(i["file_name"]).name: int(i["id"]) for i in data["images"]}
-        except (HSFPNError, KeyError, TypeError, ValueError) as exc:
+        except HSFPNError as exc:  # already names the file
+            raise DetectError(f"--gt {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
             raise DetectError(f"--gt {path}: {exc}") from None
-        return cls(gt, names, Path(path).name)
+        return cls(gt, names, str(path))
 
 
 @dataclass(frozen=True)

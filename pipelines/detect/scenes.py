@@ -84,8 +84,9 @@ def _write_preview(path: Path, end: ImageEnd, merged: Any, classes: Sequence[str
     drawn = None
     if truth is not None:
         drawn = match_scene(truth, name, boxes, scores, labels, classes)
-        header.append(f"AI-TOD matching at IoU >= {PREVIEW_IOU:g} against {truth.source}" if drawn is not None
-                      else f"{name} is not in {truth.source}: detections drawn by class")
+        gt_name = Path(truth.source).name
+        header.append(f"AI-TOD matching at IoU >= {PREVIEW_IOU:g} against {gt_name}" if drawn is not None
+                      else f"{name} is not in {gt_name}: detections drawn by class")
     if drawn is None:
         drawn = PreviewBoxes(boxes, ("",) * len(boxes), labels, scores)
     canvas = draw_preview(end.preview, end.preview_scale, drawn, classes, header)
