@@ -380,6 +380,7 @@ def render_png(title: str, curves: dict[str, Curves], path: Path, settings: Sett
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     colours = plt.get_cmap("tab10")
@@ -398,7 +399,9 @@ def render_png(title: str, curves: dict[str, Curves], path: Path, settings: Sett
                                    ha="center", fontsize=8)
             right.set_xticks(epochs)
             top = max(top, 1.25 * max(values))
-    if not any(run.loss for run in curves.values()):
+    if any(run.loss for run in curves.values()):
+        left.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole: no 1.2, 1.4 on a short run
+    else:
         left.text(0.5, 0.5, "no training iteration logged" + ("\n(the job failed: see job.log)" if failed else ""),
                   ha="center", va="center", transform=left.transAxes)
         left.set_xticks([])
