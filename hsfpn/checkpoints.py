@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import HSFPNError
+from .errors import HSFPNError, first_line
 
 # What a weights-only load may rebuild besides tensors, by import path (resolved when first needed, and
 # skipped where an installed numpy or mmengine does not have the name).
@@ -102,5 +102,4 @@ def load_weights_file(path: Path, *, kind: str = "checkpoint", label: str | None
         with checkpoint_globals():
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... for such files
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise error(f"{label}: not a readable weights-only {kind} file ({type(exc).__name__}: {first})") from None
+        raise error(f"{label}: not a readable weights-only {kind} file ({first_line(exc)})") from None

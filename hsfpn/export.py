@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from dotamini10.io import atomic_path
 
-from .errors import HSFPNError
+from .errors import HSFPNError, first_line
 
 __all__ = [
     "ExportReport",
@@ -190,13 +190,16 @@ def export_onnx(
         root = exc
         while root.__cause__ is not None:
             root = root.__cause__
-        first = (str(root).strip().splitlines() or [""])[0]
-        raise HSFPNError(f"torch.onnx.export failed: {type(root).__name__}: {first}") from exc
+        raise HSFPNError(f"torch.onnx.export failed: {first_line(root, limit=1000)}") from exc
     seconds = time.perf_counter() - start
     with atomic_path(out) as tmp:
-        program.save(tmp, external_data=False)
-        session = onnxruntime_session(tmp)
-        results = session.run(None, {n: t.numpy() for n, t in zip(input_names, inputs)})
+        program.save(tmp, external_data=False)  # an OSError names the file (atomic_path) and is one line
+        try:
+            session = onnxruntime_session(tmp)
+            results = session.run(None, {n: t.numpy() for n, t in zip(input_names, inputs)})
+        except Exception as exc:  # onnxruntime's own error types (an op it lacks, a graph it refuses)
+            raise HSFPNError(f"onnxruntime cannot run the exported graph ({first_line(exc)}): {out} not written") \
+                from None
         checks = tuple(
             OutputCheck(name, tuple(ref.shape), float((torch.from_numpy(res) - ref).abs().max()))
             for name, ref, res in zip(names, reference, results)
@@ -266,17 +269,17 @@ def load_weights(module: nn.Module, path: Path, prefixes: Sequence[str] = ("",))
         raise HSFPNError(f"{path}: expected a state dict, got {type(data).__name__}")
     state = fpn_to_hsfpn_state_dict({str(k): v for k, v in data.items() if isinstance(v, Tensor)})
     wanted = module.state_dict()
-    best: tuple[int, str, list[str]] | None = None
+    best: tuple[str, list[str]] | None = None  # the prefix that fits most entries, and its misfits
     for prefix in prefixes:
         found = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
         bad = [k for k, v in wanted.items() if k not in found or found[k].shape != v.shape]
         if not bad:
             module.load_state_dict({k: found[k] for k in wanted}, strict=True)
             return prefix
-        if best is None or len(bad) < len(best[2]):
-            best = (len(wanted) - len(bad), prefix, bad)
+        if best is None or len(bad) < len(best[1]):
+            best = (prefix, bad)
     assert best is not None
-    fitting, prefix, bad = best
+    prefix, bad = best
     where = f"under '{prefix}'" if prefix else "at the top level"
     raise HSFPNError(f"{path}: weights do not fit: {len(bad)} of {len(wanted)} entries missing or of another shape "
                      f"{where} ({', '.join(bad[:3])})")

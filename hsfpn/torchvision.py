@@ -317,15 +317,19 @@ def _load_resnet_file(body: nn.Module, path: str | os.PathLike, backbone_name: s
     state = load_weights_file(Path(path), kind="weights")
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise HSFPNError(f"{path}: expected a state dict of tensors (a {backbone_name}'s), got {type(state).__name__}")
-    result = body.load_state_dict(state, strict=False)
+    # Compared before loading: load_state_dict raises on a shape mismatch even when not strict.
     shapes = {k: tuple(v.shape) for k, v in body.state_dict().items()}
+    missing = [k for k in shapes if k not in state]
+    # FrozenBatchNorm2d has no num_batches_tracked and drops a file's on load, as torchvision's loading does.
+    unexpected = [k for k in state if k not in shapes and not k.endswith(".num_batches_tracked")]
     wrong = [k for k, v in state.items() if k in shapes and tuple(v.shape) != shapes[k]]
-    if result.missing_keys or result.unexpected_keys or wrong:
+    if missing or unexpected or wrong:
         raise HSFPNError(
-            f"{path}: not a {backbone_name} state dict: {len(result.missing_keys)} missing "
-            f"({', '.join(result.missing_keys[:3])}), {len(result.unexpected_keys)} unexpected "
-            f"({', '.join(result.unexpected_keys[:3])}), {len(wrong)} of another shape ({', '.join(wrong[:3])})"
+            f"{path}: not a {backbone_name} state dict: {len(missing)} missing ({', '.join(missing[:3])}), "
+            f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}), {len(wrong)} of another shape "
+            f"({', '.join(wrong[:3])})"
         )
+    body.load_state_dict(state, strict=True)
 
 
 def _rename(state_dict: Mapping[str, Tensor], rules) -> OrderedDict[str, Tensor]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hsfpn.checkpoints import load_weights_file
+from hsfpn.errors import first_line
 
 from .errors import PipelineError
 
@@ -122,8 +123,7 @@ def _load_file(path: Path, error: type[Exception]) -> Any:
     try:
         return Config.fromfile(str(path))
     except Exception as exc:  # mmengine raises many kinds for a broken config file
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise error(f"--config {path}: cannot load it ({type(exc).__name__}: {first})") from None
+        raise error(f"--config {path}: cannot load it ({first_line(exc)})") from None
 
 
 def resolve_config(

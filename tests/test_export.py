@@ -158,6 +158,21 @@ def test_a_graph_that_differs_is_not_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_graph_onnxruntime_cannot_run_is_one_line_and_not_written(tmp_path, monkeypatch):
+    import hsfpn.export
+
+    def refuse(path, threads=None):
+        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : no kernel for op X\n(a long stack)")
+
+    monkeypatch.setattr(hsfpn.export, "onnxruntime_session", refuse)
+    out = tmp_path / "neck.onnx"
+    with pytest.raises(HSFPNError) as caught:
+        export_neck(HSFPN([32, 64], 32, 2).eval(), 96, 64, out)
+    assert str(caught.value) == ("onnxruntime cannot run the exported graph (RuntimeError: [ONNXRuntimeError] : 9 : "
+                                 f"NOT_IMPLEMENTED : no kernel for op X): {out} not written")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_load_weights_finds_the_module_in_a_detector_checkpoint(tmp_path):
     torch.manual_seed(0)
     source = HSFPN([32, 64], 32, 3)
@@ -214,6 +229,15 @@ def test_cli_refuses_bad_arguments_in_one_line(tmp_path):
         assert result.returncode == 1, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith(message), result.stderr
     assert not (tmp_path / "x.onnx").exists()
+    # --out naming a folder: the machine's refusal, in one line naming it, and the folder untouched.
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    result = run_cli("--neck-only", "--in-channels", "32,64", "--out-channels", "32", "--num-outs", "2", "--size",
+                     "64", "--out", str(folder))
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: [Errno 21] Is a "
+                                                                                     "directory"), result.stderr
+    assert str(folder) in result.stderr and list(folder.iterdir()) == [] and sorted(tmp_path.iterdir()) == [folder]
 
 
 def test_export_help_loads_no_torch():

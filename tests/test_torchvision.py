@@ -168,6 +168,13 @@ def test_weights_file_loads_strictly_and_safely(tmp_path):
     assert torch.equal(backbone.body.layer4[1].conv2.weight, resnet.layer4[1].conv2.weight)
     with pytest.raises(HSFPNError, match=r"resnet18.pth: not a resnet34 state dict: \d+ missing"):
         resnet_hsfpn_backbone(backbone_name="resnet34", weights=path)
+    # Same names, other shapes (a file of another width): one line, where load_state_dict would raise.
+    wide = {k: torch.zeros(v.shape[0] + 1, *v.shape[1:]) if k == "conv1.weight" else v
+            for k, v in resnet.state_dict().items()}
+    torch.save(wide, tmp_path / "wide.pth")
+    with pytest.raises(HSFPNError, match=r"wide.pth: not a resnet18 state dict: 0 missing \(\), 0 unexpected \(\), "
+                                         r"1 of another shape \(conv1.weight\)$"):
+        resnet_hsfpn_backbone(backbone_name="resnet18", weights=tmp_path / "wide.pth")
     with pytest.raises(HSFPNError, match="no such weights file"):
         resnet_hsfpn_backbone(backbone_name="resnet18", weights=tmp_path / "missing.pth")
     # A pickle that would run code on load is refused (weights_only), and nothing runs.

@@ -26,7 +26,9 @@ __all__ = ["adaptive_bins", "adaptive_max_pool2d", "exporting", "static_adaptive
 
 def exporting() -> bool:
     """True while a graph is traced for export: ``torch.export``, ``torch.onnx.export`` (either exporter)."""
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+    # torch.compiler.is_exporting is newer than the oldest torch the neck runs on: absent, nothing exports.
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return (is_exporting is not None and is_exporting()) or torch.onnx.is_in_onnx_export()
 
 
 def adaptive_bins(length: int, cells: int) -> list[tuple[int, int]]:

@@ -45,7 +45,10 @@ def domain_errors() -> Iterator[None]:
         bases = tuple(
             getattr(sys.modules[module], name) for module, name in _DOMAIN_ERRORS if module in sys.modules
         )
-        if not isinstance(exc, bases):
+        # An OSError that names its file (a full disk, a read-only folder, --out naming a folder) is the
+        # machine's answer about that file, not a bug: one line too.
+        named_os_error = isinstance(exc, OSError) and exc.filename is not None
+        if not (isinstance(exc, bases) or named_os_error):
             raise
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
