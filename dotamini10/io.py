@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -110,6 +111,12 @@ def json_text(obj: object, *, indent: int | None = None, sort_keys: bool = False
 def jsonl_text(records: Iterable[object]) -> str:
     """One compact JSON document per line."""
     return "".join(json_text(r) for r in records)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks (constant memory)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_json(path: Path, obj: object, *, indent: int | None = None, sort_keys: bool = False) -> None:

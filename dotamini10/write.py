@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+
+from .io import sha256_file  # noqa: F401  (its home is io, which needs no numpy; imported from here too)
 
 def format_number(value: float, decimals: int = 2) -> str:
     """A coordinate as text: rounded to ``decimals`` places, without trailing zeros (``12``, ``12.5``)."""
@@ -48,12 +49,6 @@ def sha256_bytes(data: bytes | Sequence[bytes | memoryview]) -> str:
     for piece in data:
         digest.update(piece)
     return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks (constant memory)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def coco_document(

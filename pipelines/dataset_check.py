@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dotamini10.io import read_json, read_json_if_valid, write_json
+from dotamini10.io import read_json, read_json_if_valid, sha256_file, write_json
 from dotamini10.read import ImageProbeError, probe_image
 
 from .datasets import DataRootError, DatasetLayout
 from .errors import PipelineError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: ids that are lists or objects are problems, not crashes
 EDGE_TOLERANCE_PX = 1.0
 _CHUNK = 64  # images per header-reading task
 # What each problem means; images with an image-level problem are dropped whole under --skip-bad.
@@ -182,12 +182,17 @@ def _list(coco: Any, key: str, path: str) -> list:
     return value
 
 
+def _is_id(value: Any) -> bool:
+    """COCO ids are integers (text is taken too); a list or an object would break every lookup by id."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def index_coco(coco: Any, path: str, image_dir: str) -> JsonIndex:
-    """Index a decoded COCO json and find its own problems (module notes); ``image_dir`` prefixes image names.
+def index_coco(coco: Any, path: str) -> JsonIndex:
+    """Index a decoded COCO json (``path`` names it in problems) and find its own problems (module notes).
 
     Raises:
         DataRootError: It is not a COCO json (no ``images``, ``annotations`` or ``categories`` list).
@@ -198,9 +203,9 @@ def index_coco(coco: Any, path: str, image_dir: str) -> JsonIndex:
 
     images, anns, cats = (_list(coco, key, path) for key in ("images", "annotations", "categories"))
     problems: list[DataProblem] = []
-    entries, by_id = _image_entries(images, path, image_dir, problems)
+    entries, by_id = _image_entries(images, path, problems)
     categories = [[c.get("id"), c.get("name")] for c in cats if isinstance(c, dict)]
-    known_cats = {c[0] for c in categories}
+    known_cats = {c[0] for c in categories if _is_id(c[0])}
     seen: set[Any] = set()
     sized: list[tuple[Any, float, float, float]] = []  # (id, area, w, h) of the usable annotations with an area
     for pos, ann in enumerate(anns):
@@ -217,15 +222,14 @@ def index_coco(coco: Any, path: str, image_dir: str) -> JsonIndex:
     return JsonIndex(entries, categories, len(anns), problems, len(far), example)
 
 
-def _image_entries(images: list, path: str, image_dir: str,
-                   problems: list[DataProblem]) -> tuple[list[list[Any]], dict[Any, list[Any]]]:
+def _image_entries(images: list, path: str, problems: list[DataProblem]) -> tuple[list[list[Any]], dict[Any, list[Any]]]:
     entries, by_id = [], {}
     for pos, image in enumerate(images):
         ok = isinstance(image, dict) and isinstance(image.get("file_name"), str) and all(
             isinstance(image.get(k), int) and image[k] > 0 for k in ("width", "height"))
-        if not ok or "id" not in image:
-            problems.append(DataProblem(path, "bad_image_entry", f"image entry {pos}: expected id, file_name and "
-                                        "positive integer width and height", positions=(pos,)))
+        if not ok or not _is_id(image.get("id")):
+            problems.append(DataProblem(path, "bad_image_entry", f"image entry {pos}: expected an integer or text "
+                                        "id, file_name and positive integer width and height", positions=(pos,)))
             continue
         if image["id"] in by_id:
             problems.append(DataProblem(path, "duplicate_image_id", f"image entry {pos}: id {image['id']} is "
@@ -240,16 +244,17 @@ def _image_entries(images: list, path: str, image_dir: str,
 def _annotation_problem(ann: Any, pos: int, path: str, by_id: dict, known_cats: set,
                         seen: set) -> tuple[DataProblem | None, list[Any] | None]:
     """The first problem of one annotation (None when it is fine), and its image's entry (None when unknown)."""
-    if not isinstance(ann, dict) or not isinstance(ann.get("id"), (int, str)):
+    if not isinstance(ann, dict) or not _is_id(ann.get("id")):
         return DataProblem(path, "bad_annotation", f"annotation {pos}: not an object with an integer or text id",
                            positions=(pos,)), None
-    ann_id, image, box = ann["id"], by_id.get(ann.get("image_id")), ann.get("bbox")
+    ann_id, image_id, category_id, box = ann["id"], ann.get("image_id"), ann.get("category_id"), ann.get("bbox")
+    image = by_id.get(image_id) if _is_id(image_id) else None  # a list or an object is no key of any image
     found = None
     if ann_id in seen:
         found = ("duplicate_annotation_id", "the id is used by an earlier annotation")
     elif image is None:
-        found = ("unknown_image", f"image_id {ann.get('image_id')!r} is not a listed image")
-    elif ann.get("category_id") not in known_cats:
+        found = ("unknown_image", f"image_id {image_id!r} is not a listed image")
+    elif not _is_id(category_id) or category_id not in known_cats:
         found = ("unknown_category", f"category_id {ann.get('category_id')!r} is not a listed category")
     else:
         found = _box_problem(box, image[2], image[3])
@@ -354,10 +359,28 @@ def _cache_file(digest: str, folder: Path) -> Path:
 
 def _digest(path: Path) -> str:
     try:
-        with path.open("rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return sha256_file(path)
     except OSError as exc:
         raise DataRootError(f"{path}: cannot read the json ({exc.strerror or exc})") from None
+
+
+def _read_cache(cache_file: Path) -> tuple[JsonIndex, dict[str, list[Any]]] | None:
+    """A json's cached index and image probes; None when absent, of another version or damaged (scan again)."""
+    record = read_json_if_valid(cache_file)
+    if not isinstance(record, dict) or record.get("version") != CACHE_VERSION or not isinstance(
+            record.get("probes"), dict):
+        return None
+    try:
+        return JsonIndex.from_json(record["index"]), record["probes"]
+    except (KeyError, TypeError, ValueError, IndexError):  # edited by hand, or cut short by another writer
+        return None
+
+
+def _write_cache(cache_file: Path, index: JsonIndex, probes: dict[str, list[Any]]) -> None:
+    try:
+        write_json(cache_file, dict(version=CACHE_VERSION, index=index.to_json(), probes=probes))
+    except OSError:  # a read-only home or cache: the next scan reads the headers again, nothing else is lost
+        pass
 
 
 def scan_split(root: Path, ann: str, images: str, *, workers: int | None = None) -> SplitScan:
@@ -375,15 +398,15 @@ def scan_split(root: Path, ann: str, images: str, *, workers: int | None = None)
     path, folder = Path(root) / ann, Path(root) / images
     digest = _digest(path)
     cache_file = _cache_file(digest, folder)
-    record = read_json_if_valid(cache_file)
-    if not isinstance(record, dict) or record.get("version") != CACHE_VERSION:
+    cached = _read_cache(cache_file)
+    if cached is None:
         coco = read_json(path, what="COCO annotations", error=DataRootError)
-        record = dict(version=CACHE_VERSION, index=index_coco(coco, ann, images).to_json(), probes={})
-    index = JsonIndex.from_json(record["index"])
+        cached = index_coco(coco, ann), {}
+    index, known = cached
     names = [entry[1] for entry in index.images]
-    probes, probed = probe_images(folder, names, record["probes"], workers)
+    probes, probed = probe_images(folder, names, known, workers)
     if probed:
-        write_json(cache_file, dict(record, probes=probes))
+        _write_cache(cache_file, index, probes)
     rel = images.rstrip("/") + "/"
     found = [p for e in index.images if (p := _image_problem(e, probes[e[1]], rel + e[1])) is not None]
     return SplitScan(ann, digest, len(index.images), index.annotations, [str(c[1]) for c in index.categories],

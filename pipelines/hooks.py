@@ -16,6 +16,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.registry import HOOKS
 
+from dotamini10.io import atomic_write_text
+
 from .job_folder import JobFolder
 from .progress import JobProgress, Phase, remaining_evaluations
 
@@ -180,9 +182,38 @@ class JobCheckpointHook(CheckpointHook):
             self._save_checkpoint_with_step(runner, runner.epoch, dict(epoch=runner.epoch, iter=runner.iter))
 
     def _save_checkpoint_with_step(self, runner: Any, step: int, meta: dict[str, Any]) -> None:
-        super()._save_checkpoint_with_step(runner, step, meta)
-        if is_main_process():
-            JobFolder(Path(runner.work_dir)).record_checkpoint(Path(self.last_ckpt))
+        # mmengine's order is: delete the oldest kept checkpoint, save, write ``last_checkpoint``. Killed in
+        # between, the marker names a deleted file or one whose digest is not recorded yet: nothing to resume
+        # from. Here: save, record the digest, point the marker at it, and only then delete, so that the marker
+        # always names a recorded checkpoint (for a moment there is one checkpoint more on disk).
+        dropped = self._keep(runner, step)
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info("last_ckpt", self.last_ckpt)
+        runner.save_checkpoint(self.out_dir, filename, self.file_client_args, save_optimizer=self.save_optimizer,
+                               save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+                               backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        folder = JobFolder(Path(runner.work_dir))
+        folder.record_checkpoint(Path(self.last_ckpt))
+        atomic_write_text(folder.last_checkpoint_marker, str(self.last_ckpt))
+        for old in dropped:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if self.file_backend.isfile(path):
+                self.file_backend.remove(path)
+
+    def _keep(self, runner: Any, step: int) -> list[int]:
+        """Add ``step`` to the kept checkpoints (mmengine's bookkeeping, which a resume restores); returns the
+        steps that fall out of ``max_keep_ckpts``."""
+        if self.max_keep_ckpts <= 0 or (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            return []  # keep all, or this step saved already (a best and a last checkpoint in one epoch)
+        dropped = []
+        if len(self.keep_ckpt_ids) == self.max_keep_ckpts:  # the deque's maxlen: append would drop it silently
+            dropped.append(self.keep_ckpt_ids.popleft())
+        self.keep_ckpt_ids.append(step)
+        runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
+        return dropped
 
 
 class LastValidation(Hook):

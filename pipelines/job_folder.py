@@ -24,7 +24,6 @@ The module needs only the standard library: the runner reads folders without loa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from dotamini10.io import atomic_write_text, read_json_if_valid, write_json
+from dotamini10.io import atomic_write_text, read_json_if_valid, sha256_file, write_json
 
 from .errors import PipelineError
 from .progress import JobProgress
@@ -52,6 +51,11 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     NOT_AVAILABLE = "not available"  # the row needs what this toolkit does not ship
     NOT_REPRODUCED = "not reproduced"  # the paper's figures only
+
+    @property
+    def finished(self) -> bool:
+        """The job's figures exist: trained in this run, or before it."""
+        return self in (JobStatus.DONE, JobStatus.SKIPPED)
 
 
 class UntrustedCheckpointError(PipelineError):
@@ -153,14 +157,14 @@ class JobFolder:
 
     def fingerprint(self) -> str | None:
         """The settings fingerprint ``job.json`` records, if any."""
-        return (read_json_if_valid(self.identity) or {}).get("fingerprint")
+        return _record(self.identity).get("fingerprint")
 
     # Outcome records.
     def done(self) -> dict[str, Any] | None:
         """``done.json`` (the metrics), or None while the job has not finished."""
         if not self.done_file.is_file():
             return None
-        return read_json_if_valid(self.done_file) or {}
+        return _record(self.done_file)
 
     def write_done(self, record: dict[str, Any]) -> None:
         write_json(self.done_file, record, indent=2, sort_keys=True)
@@ -169,7 +173,7 @@ class JobFolder:
         """``failed.json`` (the last failure), or None."""
         if not self.failed_file.is_file():
             return None
-        return read_json_if_valid(self.failed_file) or {}
+        return _record(self.failed_file)
 
     def write_failure(self, record: dict[str, Any]) -> None:
         write_json(self.failed_file, record, indent=2, sort_keys=True)
@@ -223,7 +227,10 @@ class JobFolder:
         """
         if not self.last_checkpoint_marker.is_file():
             return None
-        path = Path(self.last_checkpoint_marker.read_text(encoding="utf-8").strip())
+        try:
+            path = Path(self.last_checkpoint_marker.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):  # unreadable, or not text (ValueError: a decoding error or a NUL byte)
+            return None
         if not path.is_absolute():
             path = self.path / path
         path = path.resolve()
@@ -233,15 +240,15 @@ class JobFolder:
 
     def record_checkpoint(self, checkpoint: Path) -> str:
         """Record the digest of a checkpoint the job has just saved; returns it."""
-        digest = file_digest(checkpoint)
-        recorded = read_json_if_valid(self.checkpoint_digests) or {}
+        digest = sha256_file(checkpoint)
+        recorded = _record(self.checkpoint_digests)
         recorded[Path(checkpoint).name] = digest
         write_json(self.checkpoint_digests, recorded, indent=2, sort_keys=True)
         return digest
 
     def recorded_digest(self, checkpoint: Path) -> str | None:
         """The digest recorded when the job saved ``checkpoint``, if it did."""
-        value = (read_json_if_valid(self.checkpoint_digests) or {}).get(Path(checkpoint).name)
+        value = _record(self.checkpoint_digests).get(Path(checkpoint).name)
         return value if isinstance(value, str) else None
 
     def trusted_checkpoint(self) -> Path | None:
@@ -257,7 +264,7 @@ class JobFolder:
         if path is None:
             return None
         recorded = self.recorded_digest(path)
-        if recorded is None or file_digest(path) != recorded:
+        if recorded is None or sha256_file(path) != recorded:
             why = "no digest recorded for it" if recorded is None else "its digest differs from the recorded one"
             raise UntrustedCheckpointError(
                 f"{path}: not a checkpoint this job saved ({why} in {self.checkpoint_digests.name}); refusing to "
@@ -289,10 +296,7 @@ class JobFolder:
         return JobOnDisk(JobStatus.PENDING, "", foreign)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, in hex."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+def _record(path: Path) -> dict[str, Any]:
+    """A bookkeeping json's object; empty when it is missing, unreadable or not an object (edited by hand)."""
+    value = read_json_if_valid(path)
+    return value if isinstance(value, dict) else {}

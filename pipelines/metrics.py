@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 # AITODMetric result keys -> table columns, in the tables' order.
@@ -32,3 +33,8 @@ def table_metrics(raw: dict[str, Any]) -> dict[str, float | None]:
         value = raw.get(key)
         out[name] = None if value is None or float(value) < 0 else round(100.0 * float(value), 2)
     return out
+
+
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table (the reports of tables and of training)."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]

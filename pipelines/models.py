@@ -162,13 +162,19 @@ def resolve_config(
         cfg, variant = load_detector_config(DETECTORS[config]), neck or row_neck
     elif Path(config).is_file():
         cfg, variant = _load_file(Path(config), error), neck
+        if not isinstance(cfg.get("model"), dict):  # ConfigDict is a dict
+            raise error(f"--config {config}: no 'model' dict in the file: not an MMDetection detector config")
     else:
         rows = ", ".join(k for k, d in DETECTORS.items() if d.reproduced)
         raise error(f"--config {config}: neither a row id ({rows}) nor a config file")
     resolved = ModelConfig(cfg, config, config in DETECTORS, variant)
     if variant is None:
         return resolved
-    current = cfg.model.get("neck", {}).get("type")
+    neck_cfg = cfg.model.get("neck")
+    if isinstance(neck_cfg, (list, tuple)):  # a chain of necks, such as Libra R-CNN's FPN then BFP
+        raise error(f"--neck {variant}: config {resolved.label} chains {len(neck_cfg)} necks; --neck swaps a "
+                    "single FPN neck")
+    current = neck_cfg.get("type") if isinstance(neck_cfg, dict) else None
     if current is None:
         raise error(f"--neck {variant}: config {resolved.label} has no neck to swap")
     wanted = VARIANTS[variant]

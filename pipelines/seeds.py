@@ -9,8 +9,10 @@ deviation and every seed's value.
   data order is the same on every run and for both necks: the gain HS-FPN - FPN is taken per seed (paired) and
   then averaged. Kernels are not forced deterministic (``deterministic=False``: several CUDA kernels of the
   detectors have no deterministic variant), so GPU runs of one seed may differ in the last bits.
-* Seed 0 is the default: its job keeps the folder name of a single run (``faster_rcnn__hsfpn``), so adding seeds
-  later reuses a finished single run; seed ``s > 0`` lives in ``faster_rcnn__hsfpn__s{s}``.
+* Seed 0 is the default. In a table, its job keeps the folder name of a single run (``faster_rcnn__hsfpn``), so
+  adding seeds later reuses a finished single run; seed ``s > 0`` lives in ``faster_rcnn__hsfpn__s{s}``. ``train``
+  gives one job ``WORK_DIR`` itself and several seeds ``WORK_DIR/s{s}`` each, seed 0 included, because
+  ``WORK_DIR`` then holds their summary (``train.md``, ``training.png``) beside them.
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import PipelineError
+
+if TYPE_CHECKING:
+    from .runner import JobResult
 
 DEFAULT_SEEDS: tuple[int, ...] = (0,)
 
@@ -120,3 +126,11 @@ def format_spread(value: Spread, signed: bool = False) -> str:
         return "-"
     text = f"{value.mean:+.1f}" if signed else f"{value.mean:.1f}"
     return text if value.std is None else f"{text} ± {value.std:.1f}"
+
+
+Figures = dict[int, dict[str, float | None]]  # seed -> metrics of one (row, neck)
+
+
+def seed_figures(results: Sequence[JobResult]) -> Figures:
+    """``seed -> metrics`` of the jobs that finished (in this run or before) with figures."""
+    return {r.job.seed: r.metrics for r in results if r.status.finished and r.metrics}

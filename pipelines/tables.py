@@ -25,11 +25,13 @@ from dotamini10.io import atomic_path, atomic_write_text, write_json
 from .datasets import DatasetLayout, aitod_layout, dotamini10_layout
 from .detectors import DETECTORS, VARIANTS, NotAvailableError, build_job_config
 from .errors import PipelineError
+from .job_folder import JobStatus
+from .metrics import markdown_table
 from .paper import TABLE_METRICS, paper_figures
 from .presets import Settings
-from .job_folder import JobStatus
 from .runner import EventFn, Job, JobResult, job_env, job_state, launch_command, run_jobs
-from .seeds import DEFAULT_SEEDS, Spread, format_spread, paired_gain, seed_key, seed_suffix, spread
+from .seeds import (DEFAULT_SEEDS, Figures, Spread, format_spread, paired_gain, seed_figures, seed_key, seed_suffix,
+                    spread)
 
 SMOKE_BANNER = (
     "SMOKE PRESET: synthetic tiny-object data, small inputs, short schedule; these figures test the "
@@ -368,7 +370,7 @@ def table_rows(table: str, results: Sequence[JobResult], settings: Settings) -> 
     cells: dict[tuple[str, str], list[JobResult]] = {}
     for r in results:
         cells.setdefault((r.job.row, r.job.variant), []).append(r)
-    per_seed = {cell: _seed_values(rs) for cell, rs in cells.items()}
+    per_seed = {cell: seed_figures(rs) for cell, rs in cells.items()}
     multi = settings.seeds != DEFAULT_SEEDS
     out = []
     for (row_id, variant), rs in cells.items():
@@ -381,15 +383,6 @@ def table_rows(table: str, results: Sequence[JobResult], settings: Settings) -> 
             _add_single_figures(row, table, rs[0], fpn, settings)
         out.append(row)
     return out
-
-
-Figures = dict[int, dict[str, float | None]]  # seed -> metrics of one (row, neck)
-
-
-def _seed_values(results: Sequence[JobResult]) -> Figures:
-    """``seed -> metrics`` of the finished jobs of one (row, neck)."""
-    finished = (JobStatus.DONE, JobStatus.SKIPPED)
-    return {r.job.seed: r.metrics for r in results if r.status in finished and r.metrics}
 
 
 def _row_head(table: str, row_id: str, variant_id: str, settings: Settings) -> dict[str, Any]:
@@ -523,12 +516,12 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
     lines.append("")
     seeds_column = ["Seeds"] if multi else []
     head = ["Method", "Backbone", "Status", *seeds_column, *metrics, "Gain AP vs FPN (paper)", "Wall time"]
-    lines += _md_table(head, [_md_cells(row, metrics, multi) for row in rows])
+    lines += markdown_table(head, [_md_cells(row, metrics, multi) for row in rows])
     if multi:
         lines += ["", "Every seed's figures:", ""]
         seed_rows = [[row["method"], row["backbone"], str(s), *(_fmt(row[f"{m}_s{s}"]) for m in metrics)]
                      for row in rows if row["status"] not in _BLOCKED for s in settings.seeds]
-        lines += _md_table(["Method", "Backbone", "Seed", *metrics], seed_rows)
+        lines += markdown_table(["Method", "Backbone", "Seed", *metrics], seed_rows)
     failed = [r for r in rows if r["error"]]
     if failed:
         lines += ["", "Notes:"]
@@ -537,10 +530,6 @@ def render_markdown(table: str, rows: Sequence[dict[str, Any]], settings: Settin
 
 
 _BLOCKED = (JobStatus.NOT_REPRODUCED, JobStatus.NOT_AVAILABLE)
-
-
-def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def _md_cells(row: dict[str, Any], metrics: Sequence[str], multi: bool) -> list[str]:

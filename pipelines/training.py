@@ -32,10 +32,10 @@ from .datasets import DatasetLayout, apply_dataset, coco_layout
 from .detectors import DETECTORS, VARIANTS, apply_schedule, apply_seed, build_job_config
 from .errors import PipelineError
 from .job_folder import JobFolder
-from .metrics import METRIC_COLUMNS
+from .metrics import METRIC_COLUMNS, markdown_table
 from .presets import Settings, resolve_settings
 from .runner import EventFn, Job, JobResult, JobStatus, job_env, job_state, launch_command, run_jobs
-from .seeds import DEFAULT_SEEDS, format_spread, seed_key, spread
+from .seeds import DEFAULT_SEEDS, format_spread, seed_figures, seed_key, spread
 
 NECKS: tuple[str, ...] = ("fpn", "hsfpn")
 
@@ -236,7 +236,9 @@ def train(
     if not dry_run:
         check_gpus(settings.gpus, settings.launcher)
         for seed in settings.seeds:  # a checkpoint a job did not record is refused before anything is written
-            JobFolder(seed_dir(settings.work_dir, seed, settings.seeds)).trusted_checkpoint()
+            folder = JobFolder(seed_dir(settings.work_dir, seed, settings.seeds))
+            if folder.done() is None:  # a finished job is reported again, not resumed
+                folder.trusted_checkpoint()
     layout = coco_layout(data_root, **{k: v for k, v in (data_paths or {}).items() if v is not None})
     data = check_dataset(layout, skip_bad=settings.skip_bad,
                          out=None if dry_run else JobFolder(settings.work_dir).data_check)
@@ -318,10 +320,6 @@ def _header(plan: TrainPlan, title: str) -> list[str]:
     ]
 
 
-def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
 def render_markdown(plan: TrainPlan, result: JobResult) -> str:
     """One job's report: what was trained on what, the status and the AI-TOD figures (percent)."""
     job = result.job
@@ -330,7 +328,7 @@ def render_markdown(plan: TrainPlan, result: JobResult) -> str:
     lines += [f"- status: {result.status}" + (f" ({result.error})" if result.error else ""), ""]
     if result.metrics:
         names = [n for n in METRIC_COLUMNS if n in result.metrics]
-        lines += _md_table(names, [[_fmt(result.metrics[n]) for n in names]])
+        lines += markdown_table(names, [[_fmt(result.metrics[n]) for n in names]])
         lines += ["", f"Model: `{job.folder.model}` with `{job.folder.config}`."]
     return "\n".join(lines) + "\n"
 
@@ -345,7 +343,7 @@ def _no_ap_text(settings: Settings) -> str:
 def render_summary(plan: TrainPlan, results: Sequence[JobResult]) -> str:
     """The report of several seeds: mean ± sample std of each figure over the seeds that finished, and every
     seed's figures, status and folder."""
-    finished = {r.job.seed: r.metrics for r in results if r.status in _FINISHED and r.metrics}
+    finished = seed_figures(results)
     seeds = plan.settings.seeds
     lines = _header(plan, f"Training {_base_key(plan.job)}, {len(seeds)} seeds")
     missing = [str(s) for s in seeds if s not in finished]
@@ -358,11 +356,8 @@ def render_summary(plan: TrainPlan, results: Sequence[JobResult]) -> str:
         figures = r.metrics if r.job.seed in finished else {}
         rows.append([f"seed {r.job.seed}", str(r.status), *(_fmt(figures.get(n)) for n in METRIC_COLUMNS),
                      f"`{r.job.work_dir}`"])
-    lines += _md_table(["", "status", *METRIC_COLUMNS, "folder"], rows)
+    lines += markdown_table(["", "status", *METRIC_COLUMNS, "folder"], rows)
     return "\n".join(lines) + "\n"
-
-
-_FINISHED = (JobStatus.DONE, JobStatus.SKIPPED)
 
 
 def render_png(title: str, curves: dict[str, Curves], path: Path, settings: Settings, failed: bool = False) -> None:
@@ -447,7 +442,7 @@ def write_report(plan: TrainPlan, results: Sequence[JobResult]) -> dict[str, Pat
     paths = {"md": plan.folder.report, "png": plan.folder.figure}
     for result in results:
         folder = result.job.folder
-        if result.status in _FINISHED and folder.model.is_file():
+        if result.status.finished and folder.model.is_file():
             paths.update(model=folder.model, config=folder.config)
             break
     return paths
@@ -464,7 +459,7 @@ def summarize(outcome: TrainOutcome) -> str:
         if result.metrics:
             lines.append("  ".join(f"{n} {_fmt(result.metrics[n])}" for n in METRIC_COLUMNS if n in result.metrics))
     if outcome.plan.several_seeds:
-        finished = [r.metrics for r in outcome.results if r.status in _FINISHED and r.metrics]
+        finished = list(seed_figures(outcome.results).values())
         spreads = {n: spread(dict(enumerate(m.get(n) for m in finished))) for n in ("AP", "AP50")}
         lines.append(f"over {len(finished)} of {len(outcome.results)} seeds: "
                      + "  ".join(f"{n} {format_spread(v)}" for n, v in spreads.items()))

@@ -80,10 +80,16 @@ def test_annotation_problems_name_the_json_and_the_annotation_id(dataset):
         anns[4]["image_id"] = 42  # id 5
         anns[5]["bbox"] = [1, 2, "3", 4]  # id 6
         anns.append(dict(anns[6]))  # id 7 again
+        anns.append(dict(anns[6], id=11, image_id=[1]))  # ids that no lookup can take: problems, not crashes
+        anns.append(dict(anns[6], id=12, category_id={"id": 1}))
+        anns.append(dict(anns[6], id=[13]))
+        coco["images"].append(dict(coco["images"][0], id={"a": 1}))
 
     edit_json(dataset, "train", spoil)
     scan = scan_split(dataset, "ann/train.json", "pics/train")
     assert [p.message() for p in scan.problems] == [
+        "ann/train.json: image entry 4: expected an integer or text id, file_name and positive integer width and "
+        "height (no annotations)",
         "ann/train.json: annotation id 1 (image 000.png): category_id 99 is not a listed category",
         "ann/train.json: annotation id 3 (image 001.png): bbox [10, 10, 0.5, 4] is under 1 px wide or high",
         "ann/train.json: annotation id 4 (image 001.png): bbox [60, 10, 10, 10] reaches outside the 64 x 64 image",
@@ -91,6 +97,9 @@ def test_annotation_problems_name_the_json_and_the_annotation_id(dataset):
         "ann/train.json: annotation id 6 (image 002.png): bbox [1, 2, '3', 4] is not [x, y, w, h] with finite "
         "w, h >= 0",
         "ann/train.json: annotation id 7 (image 002.png): the id is used by an earlier annotation",
+        "ann/train.json: annotation id 11: image_id [1] is not a listed image",
+        "ann/train.json: annotation id 12 (image 002.png): category_id {'id': 1} is not a listed category",
+        "ann/train.json: annotation 13: not an object with an integer or text id",
     ]
     # A box 1 px past the edge is an edge convention, not a problem.
     edit_json(dataset, "val", lambda coco: coco["annotations"][0].update(bbox=[0, 0, 65, 10]))
@@ -128,6 +137,22 @@ def test_reruns_probe_only_the_images_that_changed(dataset):
     # The cache is keyed by the json's digest: another json is parsed and every image probed again.
     edit_json(dataset, "train", lambda coco: coco["annotations"].pop())
     assert scan_split(dataset, "ann/train.json", "pics/train").probed == 4
+
+
+def test_a_damaged_or_unwritable_cache_costs_a_rescan_only(dataset, tmp_path, monkeypatch):
+    first = scan_split(dataset, "ann/train.json", "pics/train")
+    (cached,) = (tmp_path / "cache" / "dataset-scan").glob("*.json")
+    record = json.loads(cached.read_text())
+    del record["index"]["images"]  # valid json of the right version, cut by hand
+    cached.write_text(json.dumps(record))
+    again = scan_split(dataset, "ann/train.json", "pics/train")
+    assert again.probed == 4 and again.images == first.images == 4 and again.problems == []  # scanned anew
+    assert "images" in json.loads(cached.read_text())["index"]  # and the index is whole again
+    # A cache that cannot be written (its folder is a file: refused even to root): the scan still answers,
+    # probing every time.
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("HSFPN_CACHE", str(tmp_path / "a_file" / "cache"))
+    assert [scan_split(dataset, "ann/train.json", "pics/train").probed for _ in range(2)] == [4, 4]
 
 
 def test_skip_bad_drops_the_bad_objects_into_copies_and_records_them(dataset, tmp_path):

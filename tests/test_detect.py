@@ -195,6 +195,17 @@ def test_neck_option_on_a_config_that_has_no_fpn(scene, tmp_path):
     with pytest.raises(DetectError, match="has no neck to swap"):
         detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
                       checkpoint=scene["checkpoint"], neck="hsfpn")
+    # A chain of necks, and a file that is no detector config: one line each, before any model is built.
+    from pipelines.models import ModelError, resolve_config
+
+    chained = tmp_path / "libra_like.py"
+    chained.write_text("model = dict(type='FasterRCNN', neck=[dict(type='FPN'), dict(type='BFP')])\n")
+    with pytest.raises(ModelError, match=r"^--neck fpn: config .*libra_like.py chains 2 necks; --neck swaps a single"):
+        resolve_config(str(chained), "fpn")
+    settings_only = tmp_path / "settings_only.py"
+    settings_only.write_text("lr = 0.01\n")
+    with pytest.raises(ModelError, match=r"settings_only.py: no 'model' dict in the file"):
+        resolve_config(str(settings_only), "fpn")
     with pytest.raises(DetectError, match="--neck must be one of fpn, hsfpn"):
         detect_images([scene["image"]], tmp_path / "out", config=str(scene["config"]),
                       checkpoint=scene["checkpoint"], neck="bifpn")

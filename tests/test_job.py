@@ -3,6 +3,8 @@ allowlist, metric mapping, the launchers' environments (torchrun, Slurm) and the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -43,6 +45,17 @@ def test_last_checkpoint_ignores_missing_and_foreign_files(tmp_path):
     outside.write_bytes(b"x")
     (job / "last_checkpoint").write_text(str(outside))
     assert last_checkpoint(job) is None  # only the job's own files are trusted
+    (job / "last_checkpoint").write_bytes(b"\xff\xfe\x00")  # not text: as if there were no marker
+    assert last_checkpoint(job) is None
+
+
+def test_bookkeeping_files_that_are_not_objects_read_as_empty(tmp_path):
+    folder = JobFolder(tmp_path)
+    for name in ("job.json", "done.json", "failed.json", "checkpoints.json"):
+        (tmp_path / name).write_text("[1, 2]")
+    assert folder.fingerprint() is None and folder.done() == {} and folder.failure() == {}
+    assert folder.recorded_digest(tmp_path / "epoch_1.pth") is None
+    assert folder.inspect("abc").state.value == "done"  # done.json is there, whatever it holds
 
 
 def test_mmengine_checkpoints_load_weights_only_under_the_allowlist_and_code_does_not(tmp_path):
@@ -102,6 +115,55 @@ def test_a_job_resumes_only_from_a_checkpoint_whose_digest_it_recorded(tmp_path)
     ckpt.write_bytes(ckpt.read_bytes() + b"x")  # changed after the job saved it
     with pytest.raises(UntrustedCheckpointError, match="its digest differs from the recorded one"):
         folder.trusted_checkpoint()
+
+
+class _SavingRunner:
+    """What JobCheckpointHook uses of mmengine's Runner; each save writes the step's bytes and notes what the
+    folder's marker named at that moment."""
+
+    def __init__(self, work_dir):
+        from mmengine.logging import MessageHub
+
+        import logging
+
+        self.work_dir = str(work_dir)
+        self.message_hub = MessageHub.get_instance(f"hook-test-{work_dir}")
+        self.logger = logging.getLogger("hook-test")
+        self.marker_during_save: list[str | None] = []
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        marker = JobFolder(Path(self.work_dir)).last_checkpoint()
+        self.marker_during_save.append(None if marker is None else marker.name)
+        (Path(out_dir) / filename).write_bytes(filename.encode())
+
+
+def test_the_marker_always_names_a_recorded_checkpoint_that_exists(tmp_path):
+    from pipelines.hooks import JobCheckpointHook
+
+    runner = _SavingRunner(tmp_path)
+    hook = JobCheckpointHook(interval=1, max_keep_ckpts=1)
+    hook.before_train(runner)
+    folder = JobFolder(tmp_path)
+    for step in (1, 2):
+        hook._save_checkpoint_with_step(runner, step, dict(epoch=step))
+    # epoch_1 stayed on disk, named by the marker, while epoch_2 was written; then it went.
+    assert runner.marker_during_save == [None, "epoch_1.pth"]
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == ["epoch_2.pth"]
+    assert folder.trusted_checkpoint() == tmp_path / "epoch_2.pth"
+    assert runner.message_hub.get_info("keep_ckpt_ids") == [2]
+    # Killed after saving epoch 3 and before recording it: the job resumes from epoch 2, still there.
+    original = JobFolder.record_checkpoint
+
+    def killed(self, checkpoint):
+        raise KeyboardInterrupt
+
+    JobFolder.record_checkpoint = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hook._save_checkpoint_with_step(runner, 3, dict(epoch=3))
+    finally:
+        JobFolder.record_checkpoint = original
+    assert folder.trusted_checkpoint() == tmp_path / "epoch_2.pth"
 
 
 def test_table_metrics_converts_fractions_to_percent():

@@ -14,7 +14,8 @@ import torch
 from typer.testing import CliRunner
 
 import cli
-from pipelines.job_folder import JobFolder, file_digest
+from dotamini10.io import sha256_file
+from pipelines.job_folder import JobFolder
 from test_train import PATHS, write_coco
 
 runner = CliRunner()
@@ -113,7 +114,7 @@ def test_a_forged_digest_still_loads_nothing_but_weights(tmp_path):
     work, marker = tmp_path / "run", tmp_path / "PWNED"
     planted = plant(work / "epoch_1.pth", marker)
     (work / "last_checkpoint").write_text(str(planted))
-    (work / "checkpoints.json").write_text(json.dumps({"epoch_1.pth": file_digest(planted)}))
+    (work / "checkpoints.json").write_text(json.dumps({"epoch_1.pth": sha256_file(planted)}))
     result = _train(tmp_path, work)
     assert result.exit_code == 1, result.output
     assert "failed" in result.output and "Weights only load failed" in JobFolder(work).log_tail()

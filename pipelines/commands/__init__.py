@@ -12,7 +12,7 @@ Modules:
     detections  hsfpn-data merge, coco-gt.
     evaluate    hsfpn-repro eval (AI-TOD metric or DOTA Task2).
     export      hsfpn-repro export (ONNX: the neck, or a torchvision ResNet backbone with HS-FPN).
-    models      hsfpn-repro convert-checkpoint.
+    convert     hsfpn-repro convert-checkpoint.
     tables      hsfpn-repro table1-table5.
     train       hsfpn-repro train.
     detect      hsfpn-repro detect.
