@@ -189,6 +189,40 @@ def test_bad_documents_are_one_line(tmp_path):
         slice_coco(tmp_path / "c.json", tmp_path / "imgs", tmp_path / "out", options=SliceOptions(stride=2000))
 
 
+def test_images_whose_windows_would_share_names_are_refused(tmp_path):
+    # a.jpg and a.png would both give a__1__0___0.png: one image's windows would overwrite the other's.
+    write_image(tmp_path / "imgs" / "a.jpg", 150, 150)
+    write_image(tmp_path / "imgs" / "a.png", 150, 150, seed=1)
+    both = [{"id": 7, "file_name": "a.jpg", "width": 150, "height": 150},
+            {"id": 9, "file_name": "a.png", "width": 150, "height": 150}]
+    write_coco(tmp_path / "s.json", both, [])
+    with pytest.raises(DatasetError) as stems:
+        slice_coco(tmp_path / "s.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert str(stems.value) == (f"{tmp_path / 's.json'}: images[1] (id 9): file_name 'a.png' and 'a.jpg' (image id "
+                                "7) would give the same window names a__*.png; rename one")
+    twice = [both[0], {**both[0], "id": 8}]
+    write_coco(tmp_path / "t.json", twice, [])
+    with pytest.raises(DatasetError) as listed:
+        slice_coco(tmp_path / "t.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert str(listed.value) == (f"{tmp_path / 't.json'}: images[1] (id 8): file_name 'a.jpg' is listed again, "
+                                 "first as image id 7; each file may be listed once")
+    assert not (tmp_path / "out").exists()  # refused before any work
+    # The same stem in two folders gives different names (the folders are kept).
+    write_image(tmp_path / "imgs" / "d" / "a.png", 150, 150)
+    write_coco(tmp_path / "u.json", [both[1], {**both[1], "id": 10, "file_name": "d/a.png"}], [])
+    summary = slice_coco(tmp_path / "u.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert summary.counts["windows"] == 8
+    coco, _ = load(tmp_path / "out", "u")
+    assert [im["file_name"] for im in coco["images"]][::4] == ["a__1__0___0.png", "d/a__1__0___0.png"]
+
+
+def test_scales_that_share_a_name_are_refused(tmp_path):
+    with pytest.raises(DatasetError, match=r"--scales: 0\.5 and 0\.5000001 would give the same window names "
+                                           r"\(__0\.5__\)"):
+        SliceOptions(scales=(1.0, 0.5000001, 0.5)).check()
+    assert SliceOptions(scales=(0.5, 0.500001)).check().to_dict()["scales"] == [0.5, 0.500001]
+
+
 def test_undecodable_and_wrong_size_images(tmp_path):
     write_image(tmp_path / "imgs" / "ok.png", 150, 150)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"not an image")

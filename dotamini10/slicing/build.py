@@ -32,7 +32,7 @@ from ..png import PNG_LEVELS
 from ..pool import start_pool
 from ..problems import Problem
 from ..resume import prepare_fresh
-from ..scale import INTERPOLATIONS, scaled_size
+from ..scale import INTERPOLATIONS, factor_tag, scaled_size
 from ..split import get_windows
 from ..task_run import TaskRun, WorkFolder
 from ..write import sha256_bytes, sha256_file
@@ -80,6 +80,12 @@ class SliceOptions:
             raise DatasetError(f"--window/--stride: expected 0 < stride <= window, got {self.window}, {self.stride}")
         if not self.scales or any(not s > 0 for s in self.scales):
             raise DatasetError(f"--scales: expected positive factors, got {list(self.scales)}")
+        tags: dict[str, float] = {}
+        for factor in sorted(set(self.scales)):  # window names hold the factor to 6 decimals
+            other = tags.setdefault(factor_tag(factor), factor)
+            if other != factor:
+                raise DatasetError(f"--scales: {other} and {factor} would give the same window names "
+                                   f"(__{factor_tag(factor)}__); give factors that differ within 6 decimals")
         if not 0.0 < self.iof <= 1.0:
             raise DatasetError(f"--iof: expected a value in (0, 1], got {self.iof}")
         if not 0 <= self.pad_value <= 255:

@@ -2,10 +2,12 @@
 
 The document's structure (``images``, ``annotations`` and ``categories`` lists; each image an ``id``, a
 ``file_name`` and positive integer ``width`` and ``height``; each category an integer ``id`` and a ``name``) is
-required: a defect there is one :class:`DatasetError` naming the file and the entry. An annotation that cannot
-be used (no four-number ``bbox``, an unknown image or category, negative size) is a ``bad_annotation`` problem and
-the slice goes on; so are zero-area boxes (``degenerate_box``). A box reaching outside its image is clipped to it
-(``outside_image``). ``iscrowd`` or ``ignore`` set makes an annotation an ignore area, carried through as one.
+required: a defect there is one :class:`DatasetError` naming the file and the entry, and so are two images whose
+windows would have the same names (one ``file_name`` listed twice, or ``a.jpg`` beside ``a.png``). An annotation
+that cannot be used (no four-number ``bbox``, an unknown image or category, negative size) is a ``bad_annotation``
+problem and the slice goes on; so are zero-area boxes (``degenerate_box``). A box reaching outside its image is
+clipped to it (``outside_image``). ``iscrowd`` or ``ignore`` set makes an annotation an ignore area, carried
+through as one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..io import read_json
 from ..problems import Problem
+from .task import window_stem
 
 #: Annotation flags carried from the input to every window copy of the annotation, when present.
 CARRIED_FLAGS: tuple[str, ...] = ("iscrowd", "ignore")
@@ -149,6 +152,7 @@ def _categories(path: Path, entries: list[Any]) -> set[int]:
 def _images(path: Path, entries: list[Any], images_dir: Path) -> list[SourceImage]:
     images: list[SourceImage] = []
     seen: set[Any] = set()
+    stems: dict[str, tuple[Any, str]] = {}  # window name stem -> the (id, file_name) that gives it
     for index, entry in enumerate(entries):
         where = f"{path}: images[{index}]"
         if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("file_name"), str):
@@ -162,9 +166,24 @@ def _images(path: Path, entries: list[Any], images_dir: Path) -> list[SourceImag
         name = entry["file_name"]
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise DatasetError(f"{where} (id {entry['id']}): file_name {name!r} must be relative to --images")
+        _check_stem(where, entry["id"], name, stems)
         seen.add(entry["id"])
         images.append(SourceImage(index, entry["id"], name, width, height, images_dir / name))
     return images
+
+
+def _check_stem(where: str, image_id: Any, name: str, stems: dict[str, tuple[Any, str]]) -> None:
+    """Refuse a ``file_name`` whose windows would take another image's names (``a.jpg`` beside ``a.png``, or one
+    file listed under two ids): one image's windows would overwrite the other's."""
+    stem = window_stem(name)
+    if stem in stems:
+        other_id, other_name = stems[stem]
+        if other_name == name:
+            raise DatasetError(f"{where} (id {image_id}): file_name {name!r} is listed again, first as image id "
+                               f"{other_id}; each file may be listed once")
+        raise DatasetError(f"{where} (id {image_id}): file_name {name!r} and {other_name!r} (image id {other_id}) "
+                           f"would give the same window names {stem}__*.png; rename one")
+    stems[stem] = (image_id, name)
 
 
 _NAN_BOX = np.full(4, np.nan)
