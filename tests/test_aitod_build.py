@@ -23,6 +23,7 @@ from cli import data_app
 from dotamini10.aitod.build import AitodOptions, build_aitod
 from dotamini10.aitod.lists import XviewWindow, parse_list_text, parse_window_name
 from dotamini10.aitod.official import official_starts
+from dotamini10.aitod.tasks import CopyTask, run_copy
 from dotamini10.aitod.synthetic import DEFAULT_TIFS, write_synthetic_aitod, write_tif
 from dotamini10.build_record import read_build_record
 from dotamini10.datacard import write_report_and_card
@@ -275,6 +276,23 @@ def test_json_problems(source, tmp_path):
     assert not summary.complete
     assert summary.failure_line().startswith("1 images missing, 1 boxes outside their image, 1 annotation jsons "
                                              "unreadable")
+
+
+def test_unreadable_copies_are_problems_and_failed_writes_stop_the_build(source, tmp_path):
+    out = tmp_path / "out"
+    (out / "images" / "train").mkdir(parents=True)
+    (out / "images" / "train" / "train_0001.png").mkdir()  # no file can be written under this name
+    task = CopyTask("train", ("nobody.png", "train_0000.png"), source.aitod, out, 0)
+    result = run_copy(task)
+    missing = source.aitod / "images" / "train" / "nobody.png"
+    assert result.problems == [["aitod/images/train/nobody.png", "unreadable_image",
+                                f"FileNotFoundError: [Errno 2] No such file or directory: '{missing}'"]]
+    assert list(result.files) == ["images/train/train_0000.png"]
+    with pytest.raises(IsADirectoryError) as failed:  # the output's fault: not recorded against the source
+        run_copy(CopyTask("train", ("train_0001.png",), source.aitod, out, 1))
+    assert failed.value.filename2 == str(out / "images" / "train" / "train_0001.png")  # os.replace(tmp, target)
+    with pytest.raises(DatasetError, match=r"^writing outputs failed: .*train_0001\.png"):
+        build_aitod(out, xview=source.xview, aitod=source.aitod, lists=source.lists, resume=True)
 
 
 def test_fresh_build_refuses_a_used_folder_and_bad_options(source, built):
