@@ -24,6 +24,7 @@ from dotamini10.aitod.build import AitodOptions, build_aitod
 from dotamini10.aitod.lists import XviewWindow, parse_list_text, parse_window_name
 from dotamini10.aitod.official import official_starts
 from dotamini10.aitod.tasks import CopyTask, run_copy
+from dotamini10.aitod.verify import SplitCheck, verify_json
 from dotamini10.aitod.synthetic import DEFAULT_TIFS, write_synthetic_aitod, write_tif
 from dotamini10.build_record import read_build_record
 from dotamini10.datacard import write_report_and_card
@@ -295,6 +296,55 @@ def test_unreadable_copies_are_problems_and_failed_writes_stop_the_build(source,
         build_aitod(out, xview=source.xview, aitod=source.aitod, lists=source.lists, resume=True)
 
 
+def verify_document(out: Path, document: dict) -> tuple[SplitCheck, list[tuple]]:
+    """verify_json of ``document`` as out/annotations/aitod_test_v1.json: the check and its problems as tuples."""
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    (out / "images" / "test").mkdir(parents=True, exist_ok=True)
+    path = out / "annotations" / "aitod_test_v1.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    problems = []
+    check = verify_json(path, "test", out, set(), problems)
+    return check, [(p.file, p.line, p.reason, p.detail) for p in problems]
+
+
+def test_ids_that_are_not_integers_or_strings_make_a_json_unparsable(tmp_path):
+    cats = [{"id": 1, "name": "ship"}]
+    image = {"id": 1, "file_name": "a.png", "width": 8, "height": 8}
+    box = {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}
+    cases = {
+        "images[0] needs an integer or string 'id', a string 'file_name' and integer 'width' and 'height'":
+            {"images": [{**image, "id": [1]}], "annotations": [], "categories": cats},
+        "annotations[0] needs an integer or string 'image_id', an integer 'category_id' and a 'bbox' of four numbers":
+            {"images": [image], "annotations": [{**box, "image_id": {"id": 1}}], "categories": cats},
+        "annotations[1] needs an integer or string 'image_id', an integer 'category_id' and a 'bbox' of four "
+        "numbers": {"images": [image], "annotations": [box, {**box, "category_id": [1]}], "categories": cats},
+    }
+    for detail, document in cases.items():
+        check, problems = verify_document(tmp_path / "out", document)
+        assert problems == [("annotations/aitod_test_v1.json", None, "unparsable_json", detail)]
+        assert not check.parsed and not check.complete
+    # String image ids are COCO's too.
+    write_png = cv2.imwrite(str(tmp_path / "out" / "images" / "test" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    check, problems = verify_document(tmp_path / "out", {"images": [{**image, "id": "a"}], "annotations": [
+        {**box, "image_id": "a"}], "categories": cats})
+    assert write_png and problems == [] and check.complete and (check.images, check.instances) == (1, 1)
+
+
+def test_an_unreadable_annotation_json_is_a_problem(source, tmp_path):
+    root = tmp_path / "src"
+    shutil.copytree(source.root, root)
+    val = root / "aitod" / "annotations" / "aitod_val_v1.json"
+    val.unlink()
+    val.mkdir()  # globbed as a json, cannot be read as one
+    out = tmp_path / "out"
+    summary = build_aitod(out, xview=root / "xview", aitod=root / "aitod", lists=root / "lists")
+    problems = [json.loads(line) for line in (out / "problems.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert problems == [{"file": "aitod/annotations/aitod_val_v1.json", "line": None, "reason": "unparsable_json",
+                         "detail": f"cannot be read (IsADirectoryError: [Errno 21] Is a directory: '{val}')"}]
+    assert not summary.complete and summary.failure_line().startswith("1 annotation jsons unreadable, see ")
+    assert [c.split for c in summary.checks if not c.parsed] == ["val"]
+
+
 def test_fresh_build_refuses_a_used_folder_and_bad_options(source, built):
     out, _ = built
     with pytest.raises(DatasetError, match="already holds a build"):
@@ -350,6 +400,27 @@ def test_cli_synthetic_source_builds(tmp_path):
                                           str(tmp_path / "src" / "aitod"), "--lists", str(tmp_path / "src" / "lists"),
                                           "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"])
     assert built.exit_code == 0, built.output
+
+
+def test_cli_synthetic_source_errors_are_one_line(tmp_path):
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    result = CliRunner().invoke(data_app, ["synthetic-aitod", "--out", str(tmp_path / "file")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert (f"error: writing the synthetic AI-TOD source failed: [Errno 20] Not a directory: '{tmp_path / 'file'}"
+            in result.output)
+
+
+def test_synthetic_source_writes_are_atomic(tmp_path, monkeypatch):
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dotamini10.io.os.replace", full_disk)
+    with pytest.raises(DatasetError) as failed:
+        write_synthetic_aitod(tmp_path / "src")
+    tif = tmp_path / "src" / "xview" / "train_images" / "11.tif"
+    assert str(failed.value) == (f"writing the synthetic AI-TOD source failed: [Errno 28] No space left on device: "
+                                 f"'{tif}'")
+    assert [p for p in (tmp_path / "src").rglob("*") if not p.is_dir()] == []  # nothing half-written left behind
 
 
 def test_write_tif_roundtrip(tmp_path):

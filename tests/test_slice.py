@@ -223,6 +223,30 @@ def test_scales_that_share_a_name_are_refused(tmp_path):
     assert SliceOptions(scales=(0.5, 0.500001)).check().to_dict()["scales"] == [0.5, 0.500001]
 
 
+def test_ids_that_are_not_integers_or_strings(tmp_path):
+    write_image(tmp_path / "imgs" / "a.png", 150, 150)
+    write_coco(tmp_path / "l.json", [{"id": [1], "file_name": "a.png", "width": 150, "height": 150}], [])
+    with pytest.raises(DatasetError) as listed:
+        slice_coco(tmp_path / "l.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert str(listed.value) == (f"{tmp_path / 'l.json'}: images[0] needs an integer or string 'id' and a string "
+                                 "'file_name'")
+    image = {"id": "a", "file_name": "a.png", "width": 150, "height": 150}  # a string id is COCO's too
+    anns = [ann(1, [1], [1, 1, 5, 5]), ann(2, {"id": 1}, [1, 1, 5, 5]), ann(3, "a", [1, 1, 5, 5], category=[1]),
+            ann(4, "a", [1, 1, 5, 5], category={"id": 1}), ann(5, "a", [1, 1, 5, 5])]
+    summary = slice_coco(write_coco(tmp_path / "t.json", [image], anns), tmp_path / "imgs", tmp_path / "out",
+                         options=SMALL)
+    problems = [json.loads(line) for line in
+                (tmp_path / "out" / "slicing" / "t" / "problems.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [p["detail"] for p in problems] == [
+        "annotation 1: image_id [1] is not an integer or a string",
+        "annotation 2: image_id {'id': 1} is not an integer or a string",
+        "annotation 3: category_id [1] is not in 'categories'",
+        "annotation 4: category_id {'id': 1} is not in 'categories'",
+    ]
+    assert summary.problems == {"bad_annotation": 4}
+    assert summary.counts["source_annotations"] == {"total": 5, "kept": 1, "dropped": 0, "invalid": 4}
+
+
 def test_undecodable_and_wrong_size_images(tmp_path):
     write_image(tmp_path / "imgs" / "ok.png", 150, 150)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"not an image")

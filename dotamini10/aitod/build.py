@@ -36,7 +36,8 @@ from .inputs import AitodInputs
 from .lists import SPLITS, XviewWindow, read_lists
 from .official import COLOR_MODES, GAP, SUBSIZE
 from .record import AITOD_REFERENCE, AitodRecord
-from .tasks import TIMING_KEYS, CopyTask, CutTask, CutWindow, TaskResult, copy_file, run_copy, run_cut
+from .tasks import (TIMING_KEYS, CopyTask, CutTask, CutWindow, TaskResult, UnreadableSource, copy_file, run_copy,
+                    run_cut)
 from .verify import SplitCheck, verify_json
 
 WORK_DIR = ".work"
@@ -313,7 +314,12 @@ def _annotations_and_checks(inputs: AitodInputs, out_dir: Path, provided: dict[s
     checks = []
     for split, path in inputs.annotation_jsons():
         rel = f"annotations/{path.name}"
-        digest = copy_file(path, out_dir / rel)
+        try:
+            digest = copy_file(path, out_dir / rel)
+        except UnreadableSource as exc:
+            problems.append(Problem(f"aitod/{rel}", 0, "unparsable_json", f"cannot be read ({exc.detail})"))
+            checks.append(SplitCheck(split, rel, parsed=False))
+            continue
         checksums.inputs[f"aitod/{rel}"] = checksums.outputs[rel] = digest
         names = provided[split] if split else set().union(*provided.values())
         checks.append(verify_json(out_dir / rel, split, out_dir, names, problems))

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..problems import Problem
 from ..read import ImageProbeError, probe_image
+from ..slicing.source import is_coco_id, is_int, is_number
 from .lists import SPLITS
 
 # Box coordinates within this of an image edge count as inside it (float text of the jsons).
@@ -152,23 +153,17 @@ def _shape_error(document: Any) -> str | None:
         if not isinstance(document.get(key), list):
             return f"'{key}' is missing or not a list"
     for index, cat in enumerate(document["categories"]):
-        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
+        if not isinstance(cat, dict) or not is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
             return f"categories[{index}] needs an integer 'id' and a string 'name'"
     for index, image in enumerate(document["images"]):
-        if not (isinstance(image, dict) and "id" in image and isinstance(image.get("file_name"), str)
-                and _is_int(image.get("width")) and _is_int(image.get("height"))):
-            return f"images[{index}] needs an 'id', a string 'file_name' and integer 'width' and 'height'"
+        if not (isinstance(image, dict) and is_coco_id(image.get("id")) and isinstance(image.get("file_name"), str)
+                and is_int(image.get("width")) and is_int(image.get("height"))):
+            return (f"images[{index}] needs an integer or string 'id', a string 'file_name' and integer 'width' and "
+                    "'height'")
     for index, ann in enumerate(document["annotations"]):
         box = ann.get("bbox") if isinstance(ann, dict) else None
-        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)
-                and "image_id" in ann and "category_id" in ann):
-            return f"annotations[{index}] needs 'image_id', 'category_id' and a 'bbox' of four numbers"
+        if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)
+                and is_coco_id(ann.get("image_id")) and is_int(ann.get("category_id"))):
+            return (f"annotations[{index}] needs an integer or string 'image_id', an integer 'category_id' and a "
+                    "'bbox' of four numbers")
     return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
