@@ -47,6 +47,7 @@ AITOD_REASONS: dict[str, str] = {
     "image_missing": "an image an annotation json names is not in the output",
     "size_mismatch": "an image's size differs from the one its annotation json gives",
     "box_outside_image": "an annotation box falls outside its image",
+    "annotation_without_image": "an annotation's image_id names no image of its json",
 }
 # The COCO slicer's reasons (``hsfpn-data slice``) beyond those above it shares (unreadable_image,
 # truncated_image, outside_image, unparsable_json, size_mismatch).

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli import data_app
-from dotamini10.aitod.build import AitodOptions, build_aitod
+from dotamini10.aitod.build import AitodOptions, AitodSummary, build_aitod
 from dotamini10.aitod.lists import XviewWindow, parse_list_text, parse_window_name
 from dotamini10.aitod.official import official_starts
 from dotamini10.aitod.tasks import CopyTask, run_copy
@@ -328,6 +328,23 @@ def test_ids_that_are_not_integers_or_strings_make_a_json_unparsable(tmp_path):
     check, problems = verify_document(tmp_path / "out", {"images": [{**image, "id": "a"}], "annotations": [
         {**box, "image_id": "a"}], "categories": cats})
     assert write_png and problems == [] and check.complete and (check.images, check.instances) == (1, 1)
+
+
+def test_an_annotation_naming_no_image_is_reported(tmp_path):
+    out = tmp_path / "out"
+    (out / "images" / "test").mkdir(parents=True)
+    assert cv2.imwrite(str(out / "images" / "test" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    document = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+                "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                                {"id": 6, "image_id": 2, "category_id": 1, "bbox": [1000, 1, 4, 9]}],
+                "categories": [{"id": 1, "name": "ship"}]}
+    check, problems = verify_document(out, document)
+    assert problems == [("annotations/aitod_test_v1.json", None, "annotation_without_image",
+                         "annotation 6: image_id 2 names no image of this json")]
+    assert (check.instances, check.boxes_outside, check.annotations_without_image) == (2, 0, 1)
+    assert not check.complete and check.to_dict()["annotations_without_image"] == 1
+    assert AitodSummary(out, complete=False, checks=[check]).failure_line() == (
+        f"1 annotations naming no image, see {out / 'problems.jsonl'}")
 
 
 def test_an_unreadable_annotation_json_is_a_problem(source, tmp_path):

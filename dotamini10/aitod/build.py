@@ -9,8 +9,8 @@ Output layout under ``out_dir`` (what ``hsfpn-repro table1/2/3 --data-root`` rea
 * ``build.json``: the :class:`~dotamini10.aitod.record.AitodRecord` (options, inputs, counts beside the published
   figures, the verification, every checksum).
 
-The build is complete when every image every json names is present at the json's size and every box lies inside
-its image; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then removed, and otherwise kept for
+The build is complete when every image every json names is present at the json's size and every annotation names
+one of its json's images and lies inside it; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then removed, and otherwise kept for
 ``--resume``, which runs again only the tasks that did not finish or met a problem.
 """
 
@@ -120,6 +120,7 @@ class AitodSummary:
         parts = [f"{missing:,} images missing"] if missing or not self.checks else []
         for count, what in ((sum(c.size_mismatches for c in self.checks), "images of the wrong size"),
                             (sum(c.boxes_outside for c in self.checks), "boxes outside their image"),
+                            (sum(c.annotations_without_image for c in self.checks), "annotations naming no image"),
                             (sum(not c.parsed for c in self.checks), "annotation jsons unreadable")):
             if count:
                 parts.append(f"{count:,} {what}")

@@ -1,7 +1,7 @@
 """The last step of an AI-TOD build: the annotation jsons against the output folder.
 
 Every image a json names must exist under ``images/{split}/`` with the json's width and height (read from the
-file's header), and every annotation box must lie inside its image. The same pass counts each split's images,
+file's header), and every annotation must name one of the json's images and its box lie inside that image. The same pass counts each split's images,
 instances, instances per class and object sizes (s = sqrt(w * h) of the box, AI-TOD's measure).
 """
 
@@ -37,6 +37,7 @@ class SplitCheck:
         missing: Images not in the output.
         size_mismatches: Images whose header size differs from the json's.
         boxes_outside: Annotation boxes reaching outside their image.
+        annotations_without_image: Annotations whose ``image_id`` names no image of the json.
         parsed: False when the json could not be read as a COCO document (nothing else is then known).
     """
 
@@ -49,12 +50,14 @@ class SplitCheck:
     missing: int = 0
     size_mismatches: int = 0
     boxes_outside: int = 0
+    annotations_without_image: int = 0
     parsed: bool = True
 
     @property
     def complete(self) -> bool:
         """Every named image is present at its size and every box lies inside its image."""
-        return self.parsed and not (self.missing or self.size_mismatches or self.boxes_outside)
+        return self.parsed and not (self.missing or self.size_mismatches or self.boxes_outside
+                                    or self.annotations_without_image)
 
     def to_dict(self) -> dict[str, Any]:
         """``build.json``'s view of the check."""
@@ -62,7 +65,8 @@ class SplitCheck:
         return {"json": self.json, "images": self.images, "instances": self.instances,
                 "instances_per_class": self.per_class, "mean_size": None if mean is None else round(mean, 4),
                 "missing": self.missing, "size_mismatches": self.size_mismatches,
-                "boxes_outside": self.boxes_outside, "parsed": self.parsed}
+                "boxes_outside": self.boxes_outside, "annotations_without_image": self.annotations_without_image,
+                "parsed": self.parsed}
 
 
 def verify_json(path: Path, split: str | None, out_dir: Path, provided: set[str], problems: list[Problem]) -> SplitCheck:
@@ -100,7 +104,12 @@ def verify_json(path: Path, split: str | None, out_dir: Path, provided: set[str]
         per_class[categories.get(ann["category_id"], str(ann["category_id"]))] += 1
         x, y, w, h = ann["bbox"]
         check.size_sum += math.sqrt(max(w, 0) * max(h, 0))
-        width, height = sizes.get(ann["image_id"], (math.inf, math.inf))
+        if ann["image_id"] not in sizes:
+            check.annotations_without_image += 1
+            problems.append(Problem(rel, 0, "annotation_without_image", f"annotation {ann.get('id')}: image_id "
+                                    f"{ann['image_id']!r} names no image of this json"))
+            continue
+        width, height = sizes[ann["image_id"]]
         tol = EDGE_TOLERANCE
         if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
             check.boxes_outside += 1
