@@ -253,8 +253,12 @@ def test_undecodable_and_wrong_size_images(tmp_path):
     images = [{"id": 1, "file_name": "ok.png", "width": 160, "height": 150},
               {"id": 2, "file_name": "bad.png", "width": 150, "height": 150}]
     ann_path = write_coco(tmp_path / "t.json", images, [ann(1, 1, [1, 1, 5, 5]), ann(2, 2, [1, 1, 5, 5])])
-    summary = slice_coco(ann_path, tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    calls = []
+    summary = slice_coco(ann_path, tmp_path / "imgs", tmp_path / "out", options=SMALL,
+                         progress=lambda done, total: calls.append((done, total)))
     assert summary.problems == {"size_mismatch": 1, "unreadable_image": 1}
+    # Each image plans 2 x 2 windows (128 with stride 96 over 150 or 160 px); neither cuts one, the bar still ends.
+    assert calls == [(0, 8), (4, 8), (8, 8)] and summary.counts["windows_considered"] == 0
     _, rows = load(tmp_path / "out", "t")
     assert [(r["status"], r["reason"]) for r in rows] == [("invalid", "size_mismatch"),
                                                           ("invalid", "unreadable_image")]

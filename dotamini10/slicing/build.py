@@ -267,7 +267,9 @@ def _windows(task: SliceTask) -> int:
 
 
 def _windows_done(task: SliceTask, result: SliceResult) -> int:
-    return result.windows_total
+    """The windows a finished task accounts for: the planned ones when the image could not be used (it cut none),
+    so that the bar reaches the total it was planned with."""
+    return _windows(task) if result.problems else result.windows_total
 
 
 def _assemble(source: SliceSource, tasks: list[SliceTask], results: dict[str, SliceResult], missing: dict[int, str],
