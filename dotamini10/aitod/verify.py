@@ -1,8 +1,9 @@
 """The last step of an AI-TOD build: the annotation jsons against the output folder.
 
 Every image a json names must exist under ``images/{split}/`` with the json's width and height (read from the
-file's header), and every annotation must name one of the json's images and its box lie inside that image. The same pass counts each split's images,
-instances, instances per class and object sizes (s = sqrt(w * h) of the box, AI-TOD's measure).
+file's header), and every annotation must name one of the json's images and its box lie inside that image. The
+same pass counts each split's images, instances, instances per class and object sizes (s = sqrt(w * h) of the box,
+AI-TOD's measure).
 """
 
 from __future__ import annotations
