@@ -59,6 +59,11 @@ SLICE_REASONS: dict[str, str] = {
 _KNOWN = {**REASONS, **AITOD_REASONS, **SLICE_REASONS}
 
 
+def count_reasons(problems: Iterable[Problem]) -> dict[str, int]:
+    """Number of problems per reason, keys sorted (what records and summaries report)."""
+    return dict(sorted(Counter(p.reason for p in problems).items()))
+
+
 class StrictModeError(DatasetError):
     """Raised on the first problem when the build runs with ``--strict``."""
 
@@ -131,7 +136,7 @@ class ProblemLog:
 
     def counts(self) -> dict[str, int]:
         """Number of problems per reason, keys sorted."""
-        return dict(sorted(Counter(p.reason for p in self._problems).items()))
+        return count_reasons(self._problems)
 
     def __len__(self) -> int:
         return len(self._problems)

@@ -10,25 +10,26 @@ Output layout under ``out_dir`` (what ``hsfpn-repro table1/2/3 --data-root`` rea
   figures, the verification, every checksum).
 
 The build is complete when every image every json names is present at the json's size and every annotation names
-one of its json's images and lies inside it; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then removed, and otherwise kept for
-``--resume``, which runs again only the tasks that did not finish or met a problem.
+one of its json's images and lies inside it; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then
+removed, and otherwise kept for ``--resume``, which runs again only the tasks that did not finish or met a problem.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..build import _toolkit_version  # the version every build record states, looked up in one place
 from ..errors import DatasetError
-from ..io import atomic_write_text, folder_lock, jsonl_text, remove_temporaries
+from ..io import ProgressFn, atomic_write_text, folder_lock, jsonl_text, remove_temporaries
 from ..png import PNG_LEVELS
 from ..pool import start_pool
-from ..problems import Problem
+from ..problems import Problem, count_reasons
 from ..resume import prepare_fresh
 from ..task_run import TaskRun, WorkFolder
 from ..write import sha256_bytes
@@ -42,7 +43,6 @@ from .verify import SplitCheck, verify_json
 
 WORK_DIR = ".work"
 OUTPUT_ENTRIES: tuple[str, ...] = ("images", "annotations", "problems.jsonl", "build.json", WORK_DIR)
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def build_aitod(
     workers: int = 1,
     resume: bool = False,
     overwrite: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressFn | None = None,
 ) -> AitodSummary:
     """Build AI-TOD from the xView training tifs, AI-TOD_wo_xview and the lists of xView windows.
 
@@ -233,7 +233,7 @@ def _numeric(xview_id: str) -> tuple[int, str]:
 
 
 def _build(out_dir: Path, inputs: AitodInputs, options: AitodOptions, workers: int, resume: bool,
-           progress: ProgressCallback | None, pool: Future[ProcessPoolExecutor] | None) -> AitodSummary:
+           progress: ProgressFn | None, pool: Future[ProcessPoolExecutor] | None) -> AitodSummary:
     problems: list[Problem] = []
     lists, list_problems = read_lists(inputs.lists_dir)
     problems += list_problems
@@ -256,7 +256,7 @@ def _build(out_dir: Path, inputs: AitodInputs, options: AitodOptions, workers: i
     checks = _annotations_and_checks(inputs, out_dir, plan.provided, checksums, problems)
     summary = AitodSummary(
         out_dir, complete=bool(checks) and all(c.complete for c in checks), checks=checks,
-        totals=_totals(checks), problems=_counts(problems),
+        totals=_totals(checks), problems=count_reasons(problems),
         windows_written=sum(len(r.files) for r in results if r.key.startswith("cut_")),
         images_copied=sum(len(r.files) for r in results if r.key.startswith("copy_")),
         resumed_tasks=run.resumed, timings={**run.timings, "verify": time.perf_counter() - t0},
@@ -343,13 +343,6 @@ def _totals(checks: list[SplitCheck]) -> dict[str, Any]:
     }
 
 
-def _counts(problems: list[Problem]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for problem in problems:
-        counts[problem.reason] += 1
-    return dict(sorted(counts.items()))
-
-
 def _record(summary: AitodSummary, options: AitodOptions, source: dict[str, str], workers: int,
             lists: dict[str, list[XviewWindow]], results: list[TaskResult], checksums: _Checksums) -> AitodRecord:
     written: dict[str, dict[str, int]] = {split: {"xview_windows": 0, "aitod_wo_xview_images": 0} for split in SPLITS}
@@ -397,8 +390,3 @@ def _finished(out_dir: Path, options: AitodOptions, inputs: AitodInputs) -> Aito
     return AitodSummary(out_dir, complete=True, checks=checks, totals=dict(record.totals or {}),
                         problems=dict(record.problems or {}), already_complete=True)
 
-
-def _toolkit_version() -> str:
-    from .. import __version__
-
-    return __version__

@@ -22,6 +22,7 @@ from ..png import encode_png_parts
 from ..read import ImageProbeError, probe_image
 from ..worker import peak_rss_mb, timed
 from ..write import sha256_bytes
+from .lists import XviewWindow
 from .official import official_origins, official_window
 
 TIMING_KEYS: tuple[str, ...] = ("read", "decode", "encode", "write", "copy")
@@ -189,7 +190,7 @@ def _cut_windows(task: CutTask, image: np.ndarray, result: TaskResult) -> None:
 
 
 def _window_name(xview_id: str, window: CutWindow) -> str:
-    return f"{xview_id}__{window.x}_{window.y}.png"
+    return XviewWindow(xview_id, window.x, window.y).name
 
 
 @dataclass(frozen=True)
