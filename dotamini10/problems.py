@@ -47,6 +47,7 @@ AITOD_REASONS: dict[str, str] = {
     "image_missing": "an image an annotation json names is not in the output",
     "size_mismatch": "an image's size differs from the one its annotation json gives",
     "box_outside_image": "an annotation box falls outside its image",
+    "annotation_without_image": "an annotation's image_id names no image of its json",
 }
 # The COCO slicer's reasons (``hsfpn-data slice``) beyond those above it shares (unreadable_image,
 # truncated_image, outside_image, unparsable_json, size_mismatch).
@@ -56,6 +57,11 @@ SLICE_REASONS: dict[str, str] = {
     "degenerate_box": "a box has zero area; it is left out",
 }
 _KNOWN = {**REASONS, **AITOD_REASONS, **SLICE_REASONS}
+
+
+def count_reasons(problems: Iterable[Problem]) -> dict[str, int]:
+    """Number of problems per reason, keys sorted (what records and summaries report)."""
+    return dict(sorted(Counter(p.reason for p in problems).items()))
 
 
 class StrictModeError(DatasetError):
@@ -130,7 +136,7 @@ class ProblemLog:
 
     def counts(self) -> dict[str, int]:
         """Number of problems per reason, keys sorted."""
-        return dict(sorted(Counter(p.reason for p in self._problems).items()))
+        return count_reasons(self._problems)
 
     def __len__(self) -> int:
         return len(self._problems)

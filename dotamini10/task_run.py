@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import DatasetError
-from .io import json_text, read_json_if_valid, write_json
+from .io import ProgressFn, json_text, read_json_if_valid, write_json
 from .schedule import BROKEN_POOL
-
-ProgressCallback = Callable[[int, int], None]
 
 
 class Task(Protocol):
@@ -101,7 +99,7 @@ class TaskRun:
         peak_rss_mb: Largest peak resident memory of a process that ran a task now.
     """
 
-    def __init__(self, folder: WorkFolder, *, resume: bool, progress: ProgressCallback | None, total: int,
+    def __init__(self, folder: WorkFolder, *, resume: bool, progress: ProgressFn | None, total: int,
                  timing_keys: Iterable[str]) -> None:
         self.folder = folder
         self.resume = resume

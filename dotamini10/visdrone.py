@@ -84,8 +84,8 @@ def convert_visdrone(root: Path, out: Path) -> VisDroneSummary:
         The summary.
 
     Raises:
-        DatasetError: A folder is missing, an image has no annotation file or the reverse, an image header is
-            unreadable, or a line is malformed (file and line named).
+        DatasetError: A folder is missing, an image has no annotation file or the reverse, an image header or an
+            annotation file is unreadable, or a line is malformed (file and line named).
     """
     root = Path(root)
     images_dir, labels_dir = root / "images", root / "annotations"
@@ -111,7 +111,7 @@ def convert_visdrone(root: Path, out: Path) -> VisDroneSummary:
         except ImageProbeError as exc:
             raise DatasetError(f"{path}: {exc.reason}: {exc.detail}") from None
         coco_images.append({"id": image_id, "file_name": path.name, "width": info.width, "height": info.height})
-        for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(_read_label(label).splitlines(), start=1):
             parsed = parse_visdrone_line(line, file=str(label), number=number)
             if parsed is None:
                 continue
@@ -127,6 +127,16 @@ def convert_visdrone(root: Path, out: Path) -> VisDroneSummary:
     categories = [{"id": i + 1, "name": name, "supercategory": "visdrone"} for i, name in enumerate(VISDRONE_CLASSES)]
     write_json(out, {"images": coco_images, "annotations": annotations, "categories": categories})
     return VisDroneSummary(Path(out), len(coco_images), sum(per_class.values()), regions, per_class)
+
+
+def _read_label(path: Path) -> str:
+    """A label file's text; a file that is unreadable or not UTF-8 is a one-line error naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: annotation file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the annotation file ({exc.strerror or exc})") from None
 
 
 def _entry(ann_id: int, image_id: int, category_id: int, box: list[float], *, crowd: bool,

@@ -20,9 +20,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli import data_app
-from dotamini10.aitod.build import AitodOptions, build_aitod
+from dotamini10.aitod.build import AitodOptions, AitodSummary, build_aitod
 from dotamini10.aitod.lists import XviewWindow, parse_list_text, parse_window_name
 from dotamini10.aitod.official import official_starts
+from dotamini10.aitod.tasks import CopyTask, run_copy
+from dotamini10.aitod.verify import SplitCheck, verify_json
 from dotamini10.aitod.synthetic import DEFAULT_TIFS, write_synthetic_aitod, write_tif
 from dotamini10.build_record import read_build_record
 from dotamini10.datacard import write_report_and_card
@@ -277,6 +279,89 @@ def test_json_problems(source, tmp_path):
                                              "unreadable")
 
 
+def test_unreadable_copies_are_problems_and_failed_writes_stop_the_build(source, tmp_path):
+    out = tmp_path / "out"
+    (out / "images" / "train").mkdir(parents=True)
+    (out / "images" / "train" / "train_0001.png").mkdir()  # no file can be written under this name
+    task = CopyTask("train", ("nobody.png", "train_0000.png"), source.aitod, out, 0)
+    result = run_copy(task)
+    missing = source.aitod / "images" / "train" / "nobody.png"
+    assert result.problems == [["aitod/images/train/nobody.png", "unreadable_image",
+                                f"FileNotFoundError: [Errno 2] No such file or directory: '{missing}'"]]
+    assert list(result.files) == ["images/train/train_0000.png"]
+    with pytest.raises(IsADirectoryError) as failed:  # the output's fault: not recorded against the source
+        run_copy(CopyTask("train", ("train_0001.png",), source.aitod, out, 1))
+    assert failed.value.filename2 == str(out / "images" / "train" / "train_0001.png")  # os.replace(tmp, target)
+    with pytest.raises(DatasetError, match=r"^writing outputs failed: .*train_0001\.png"):
+        build_aitod(out, xview=source.xview, aitod=source.aitod, lists=source.lists, resume=True)
+
+
+def verify_document(out: Path, document: dict) -> tuple[SplitCheck, list[tuple]]:
+    """verify_json of ``document`` as out/annotations/aitod_test_v1.json: the check and its problems as tuples."""
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    (out / "images" / "test").mkdir(parents=True, exist_ok=True)
+    path = out / "annotations" / "aitod_test_v1.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    problems = []
+    check = verify_json(path, "test", out, set(), problems)
+    return check, [(p.file, p.line, p.reason, p.detail) for p in problems]
+
+
+def test_ids_that_are_not_integers_or_strings_make_a_json_unparsable(tmp_path):
+    cats = [{"id": 1, "name": "ship"}]
+    image = {"id": 1, "file_name": "a.png", "width": 8, "height": 8}
+    box = {"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}
+    cases = {
+        "images[0] needs an integer or string 'id', a string 'file_name' and integer 'width' and 'height'":
+            {"images": [{**image, "id": [1]}], "annotations": [], "categories": cats},
+        "annotations[0] needs an integer or string 'image_id', an integer 'category_id' and a 'bbox' of four numbers":
+            {"images": [image], "annotations": [{**box, "image_id": {"id": 1}}], "categories": cats},
+        "annotations[1] needs an integer or string 'image_id', an integer 'category_id' and a 'bbox' of four "
+        "numbers": {"images": [image], "annotations": [box, {**box, "category_id": [1]}], "categories": cats},
+    }
+    for detail, document in cases.items():
+        check, problems = verify_document(tmp_path / "out", document)
+        assert problems == [("annotations/aitod_test_v1.json", None, "unparsable_json", detail)]
+        assert not check.parsed and not check.complete
+    # String image ids are COCO's too.
+    write_png = cv2.imwrite(str(tmp_path / "out" / "images" / "test" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    check, problems = verify_document(tmp_path / "out", {"images": [{**image, "id": "a"}], "annotations": [
+        {**box, "image_id": "a"}], "categories": cats})
+    assert write_png and problems == [] and check.complete and (check.images, check.instances) == (1, 1)
+
+
+def test_an_annotation_naming_no_image_is_reported(tmp_path):
+    out = tmp_path / "out"
+    (out / "images" / "test").mkdir(parents=True)
+    assert cv2.imwrite(str(out / "images" / "test" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    document = {"images": [{"id": 1, "file_name": "a.png", "width": 8, "height": 8}],
+                "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+                                {"id": 6, "image_id": 2, "category_id": 1, "bbox": [1000, 1, 4, 9]}],
+                "categories": [{"id": 1, "name": "ship"}]}
+    check, problems = verify_document(out, document)
+    assert problems == [("annotations/aitod_test_v1.json", None, "annotation_without_image",
+                         "annotation 6: image_id 2 names no image of this json")]
+    assert (check.instances, check.boxes_outside, check.annotations_without_image) == (2, 0, 1)
+    assert not check.complete and check.to_dict()["annotations_without_image"] == 1
+    assert AitodSummary(out, complete=False, checks=[check]).failure_line() == (
+        f"1 annotations naming no image, see {out / 'problems.jsonl'}")
+
+
+def test_an_unreadable_annotation_json_is_a_problem(source, tmp_path):
+    root = tmp_path / "src"
+    shutil.copytree(source.root, root)
+    val = root / "aitod" / "annotations" / "aitod_val_v1.json"
+    val.unlink()
+    val.mkdir()  # globbed as a json, cannot be read as one
+    out = tmp_path / "out"
+    summary = build_aitod(out, xview=root / "xview", aitod=root / "aitod", lists=root / "lists")
+    problems = [json.loads(line) for line in (out / "problems.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert problems == [{"file": "aitod/annotations/aitod_val_v1.json", "line": None, "reason": "unparsable_json",
+                         "detail": f"cannot be read (IsADirectoryError: [Errno 21] Is a directory: '{val}')"}]
+    assert not summary.complete and summary.failure_line().startswith("1 annotation jsons unreadable, see ")
+    assert [c.split for c in summary.checks if not c.parsed] == ["val"]
+
+
 def test_fresh_build_refuses_a_used_folder_and_bad_options(source, built):
     out, _ = built
     with pytest.raises(DatasetError, match="already holds a build"):
@@ -332,6 +417,27 @@ def test_cli_synthetic_source_builds(tmp_path):
                                           str(tmp_path / "src" / "aitod"), "--lists", str(tmp_path / "src" / "lists"),
                                           "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"])
     assert built.exit_code == 0, built.output
+
+
+def test_cli_synthetic_source_errors_are_one_line(tmp_path):
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    result = CliRunner().invoke(data_app, ["synthetic-aitod", "--out", str(tmp_path / "file")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert (f"error: writing the synthetic AI-TOD source failed: [Errno 20] Not a directory: '{tmp_path / 'file'}"
+            in result.output)
+
+
+def test_synthetic_source_writes_are_atomic(tmp_path, monkeypatch):
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dotamini10.io.os.replace", full_disk)
+    with pytest.raises(DatasetError) as failed:
+        write_synthetic_aitod(tmp_path / "src")
+    tif = tmp_path / "src" / "xview" / "train_images" / "11.tif"
+    assert str(failed.value) == (f"writing the synthetic AI-TOD source failed: [Errno 28] No space left on device: "
+                                 f"'{tif}'")
+    assert [p for p in (tmp_path / "src").rglob("*") if not p.is_dir()] == []  # nothing half-written left behind
 
 
 def test_write_tif_roundtrip(tmp_path):

@@ -189,14 +189,76 @@ def test_bad_documents_are_one_line(tmp_path):
         slice_coco(tmp_path / "c.json", tmp_path / "imgs", tmp_path / "out", options=SliceOptions(stride=2000))
 
 
+def test_images_whose_windows_would_share_names_are_refused(tmp_path):
+    # a.jpg and a.png would both give a__1__0___0.png: one image's windows would overwrite the other's.
+    write_image(tmp_path / "imgs" / "a.jpg", 150, 150)
+    write_image(tmp_path / "imgs" / "a.png", 150, 150, seed=1)
+    both = [{"id": 7, "file_name": "a.jpg", "width": 150, "height": 150},
+            {"id": 9, "file_name": "a.png", "width": 150, "height": 150}]
+    write_coco(tmp_path / "s.json", both, [])
+    with pytest.raises(DatasetError) as stems:
+        slice_coco(tmp_path / "s.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert str(stems.value) == (f"{tmp_path / 's.json'}: images[1] (id 9): file_name 'a.png' and 'a.jpg' (image id "
+                                "7) would give the same window names a__*.png; rename one")
+    twice = [both[0], {**both[0], "id": 8}]
+    write_coco(tmp_path / "t.json", twice, [])
+    with pytest.raises(DatasetError) as listed:
+        slice_coco(tmp_path / "t.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert str(listed.value) == (f"{tmp_path / 't.json'}: images[1] (id 8): file_name 'a.jpg' is listed again, "
+                                 "first as image id 7; each file may be listed once")
+    assert not (tmp_path / "out").exists()  # refused before any work
+    # The same stem in two folders gives different names (the folders are kept).
+    write_image(tmp_path / "imgs" / "d" / "a.png", 150, 150)
+    write_coco(tmp_path / "u.json", [both[1], {**both[1], "id": 10, "file_name": "d/a.png"}], [])
+    summary = slice_coco(tmp_path / "u.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert summary.counts["windows"] == 8
+    coco, _ = load(tmp_path / "out", "u")
+    assert [im["file_name"] for im in coco["images"]][::4] == ["a__1__0___0.png", "d/a__1__0___0.png"]
+
+
+def test_scales_that_share_a_name_are_refused(tmp_path):
+    with pytest.raises(DatasetError, match=r"--scales: 0\.5 and 0\.5000001 would give the same window names "
+                                           r"\(__0\.5__\)"):
+        SliceOptions(scales=(1.0, 0.5000001, 0.5)).check()
+    assert SliceOptions(scales=(0.5, 0.500001)).check().to_dict()["scales"] == [0.5, 0.500001]
+
+
+def test_ids_that_are_not_integers_or_strings(tmp_path):
+    write_image(tmp_path / "imgs" / "a.png", 150, 150)
+    write_coco(tmp_path / "l.json", [{"id": [1], "file_name": "a.png", "width": 150, "height": 150}], [])
+    with pytest.raises(DatasetError) as listed:
+        slice_coco(tmp_path / "l.json", tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    assert str(listed.value) == (f"{tmp_path / 'l.json'}: images[0] needs an integer or string 'id' and a string "
+                                 "'file_name'")
+    image = {"id": "a", "file_name": "a.png", "width": 150, "height": 150}  # a string id is COCO's too
+    anns = [ann(1, [1], [1, 1, 5, 5]), ann(2, {"id": 1}, [1, 1, 5, 5]), ann(3, "a", [1, 1, 5, 5], category=[1]),
+            ann(4, "a", [1, 1, 5, 5], category={"id": 1}), ann(5, "a", [1, 1, 5, 5])]
+    summary = slice_coco(write_coco(tmp_path / "t.json", [image], anns), tmp_path / "imgs", tmp_path / "out",
+                         options=SMALL)
+    problems = [json.loads(line) for line in
+                (tmp_path / "out" / "slicing" / "t" / "problems.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [p["detail"] for p in problems] == [
+        "annotation 1: image_id [1] is not an integer or a string",
+        "annotation 2: image_id {'id': 1} is not an integer or a string",
+        "annotation 3: category_id [1] is not in 'categories'",
+        "annotation 4: category_id {'id': 1} is not in 'categories'",
+    ]
+    assert summary.problems == {"bad_annotation": 4}
+    assert summary.counts["source_annotations"] == {"total": 5, "kept": 1, "dropped": 0, "invalid": 4}
+
+
 def test_undecodable_and_wrong_size_images(tmp_path):
     write_image(tmp_path / "imgs" / "ok.png", 150, 150)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"not an image")
     images = [{"id": 1, "file_name": "ok.png", "width": 160, "height": 150},
               {"id": 2, "file_name": "bad.png", "width": 150, "height": 150}]
     ann_path = write_coco(tmp_path / "t.json", images, [ann(1, 1, [1, 1, 5, 5]), ann(2, 2, [1, 1, 5, 5])])
-    summary = slice_coco(ann_path, tmp_path / "imgs", tmp_path / "out", options=SMALL)
+    calls = []
+    summary = slice_coco(ann_path, tmp_path / "imgs", tmp_path / "out", options=SMALL,
+                         progress=lambda done, total: calls.append((done, total)))
     assert summary.problems == {"size_mismatch": 1, "unreadable_image": 1}
+    # Each image plans 2 x 2 windows (128 with stride 96 over 150 or 160 px); neither cuts one, the bar still ends.
+    assert calls == [(0, 8), (4, 8), (8, 8)] and summary.counts["windows_considered"] == 0
     _, rows = load(tmp_path / "out", "t")
     assert [(r["status"], r["reason"]) for r in rows] == [("invalid", "size_mismatch"),
                                                           ("invalid", "unreadable_image")]

@@ -77,6 +77,21 @@ def test_convert_errors_name_the_file(tmp_path):
         convert_visdrone(tmp_path / "nowhere", tmp_path / "c.json")
 
 
+def test_unreadable_label_files_are_one_line(tmp_path):
+    root = make_split(tmp_path / "a", {"x": ""})
+    (root / "annotations" / "x.txt").write_bytes(b"1,2,3,4,1,4,0,0\n\xff\n")
+    with pytest.raises(DatasetError) as latin:
+        convert_visdrone(root, tmp_path / "a.json")
+    assert str(latin.value) == f"{root / 'annotations' / 'x.txt'}: annotation file is not UTF-8 text (invalid start " \
+                               "byte at byte 16)"
+    (root / "annotations" / "x.txt").unlink()
+    (root / "annotations" / "x.txt").mkdir()
+    with pytest.raises(DatasetError) as folder:
+        convert_visdrone(root, tmp_path / "a.json")
+    assert str(folder.value) == f"{root / 'annotations' / 'x.txt'}: cannot read the annotation file (Is a directory)"
+    assert not (tmp_path / "a.json").exists()
+
+
 def test_ignore_areas_carried_through_a_slice(tmp_path):
     root = make_split(tmp_path / "split", {"0000001": LABELS["0000001"]})
     convert_visdrone(root, tmp_path / "train.json")

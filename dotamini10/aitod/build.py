@@ -9,26 +9,27 @@ Output layout under ``out_dir`` (what ``hsfpn-repro table1/2/3 --data-root`` rea
 * ``build.json``: the :class:`~dotamini10.aitod.record.AitodRecord` (options, inputs, counts beside the published
   figures, the verification, every checksum).
 
-The build is complete when every image every json names is present at the json's size and every box lies inside
-its image; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then removed, and otherwise kept for
-``--resume``, which runs again only the tasks that did not finish or met a problem.
+The build is complete when every image every json names is present at the json's size and every annotation names
+one of its json's images and lies inside it; ``.work`` (the resume records, :mod:`dotamini10.task_run`) is then
+removed, and otherwise kept for ``--resume``, which runs again only the tasks that did not finish or met a problem.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..build import _toolkit_version  # the version every build record states, looked up in one place
 from ..errors import DatasetError
-from ..io import atomic_write_text, folder_lock, jsonl_text, remove_temporaries
+from ..io import ProgressFn, atomic_write_text, folder_lock, jsonl_text, remove_temporaries
 from ..png import PNG_LEVELS
 from ..pool import start_pool
-from ..problems import Problem
+from ..problems import Problem, count_reasons
 from ..resume import prepare_fresh
 from ..task_run import TaskRun, WorkFolder
 from ..write import sha256_bytes
@@ -36,12 +37,12 @@ from .inputs import AitodInputs
 from .lists import SPLITS, XviewWindow, read_lists
 from .official import COLOR_MODES, GAP, SUBSIZE
 from .record import AITOD_REFERENCE, AitodRecord
-from .tasks import TIMING_KEYS, CopyTask, CutTask, CutWindow, TaskResult, copy_file, run_copy, run_cut
+from .tasks import (TIMING_KEYS, CopyTask, CutTask, CutWindow, TaskResult, UnreadableSource, copy_file, run_copy,
+                    run_cut)
 from .verify import SplitCheck, verify_json
 
 WORK_DIR = ".work"
 OUTPUT_ENTRIES: tuple[str, ...] = ("images", "annotations", "problems.jsonl", "build.json", WORK_DIR)
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class AitodSummary:
         parts = [f"{missing:,} images missing"] if missing or not self.checks else []
         for count, what in ((sum(c.size_mismatches for c in self.checks), "images of the wrong size"),
                             (sum(c.boxes_outside for c in self.checks), "boxes outside their image"),
+                            (sum(c.annotations_without_image for c in self.checks), "annotations naming no image"),
                             (sum(not c.parsed for c in self.checks), "annotation jsons unreadable")):
             if count:
                 parts.append(f"{count:,} {what}")
@@ -137,7 +139,7 @@ def build_aitod(
     workers: int = 1,
     resume: bool = False,
     overwrite: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressFn | None = None,
 ) -> AitodSummary:
     """Build AI-TOD from the xView training tifs, AI-TOD_wo_xview and the lists of xView windows.
 
@@ -231,7 +233,7 @@ def _numeric(xview_id: str) -> tuple[int, str]:
 
 
 def _build(out_dir: Path, inputs: AitodInputs, options: AitodOptions, workers: int, resume: bool,
-           progress: ProgressCallback | None, pool: Future[ProcessPoolExecutor] | None) -> AitodSummary:
+           progress: ProgressFn | None, pool: Future[ProcessPoolExecutor] | None) -> AitodSummary:
     problems: list[Problem] = []
     lists, list_problems = read_lists(inputs.lists_dir)
     problems += list_problems
@@ -254,7 +256,7 @@ def _build(out_dir: Path, inputs: AitodInputs, options: AitodOptions, workers: i
     checks = _annotations_and_checks(inputs, out_dir, plan.provided, checksums, problems)
     summary = AitodSummary(
         out_dir, complete=bool(checks) and all(c.complete for c in checks), checks=checks,
-        totals=_totals(checks), problems=_counts(problems),
+        totals=_totals(checks), problems=count_reasons(problems),
         windows_written=sum(len(r.files) for r in results if r.key.startswith("cut_")),
         images_copied=sum(len(r.files) for r in results if r.key.startswith("copy_")),
         resumed_tasks=run.resumed, timings={**run.timings, "verify": time.perf_counter() - t0},
@@ -313,7 +315,12 @@ def _annotations_and_checks(inputs: AitodInputs, out_dir: Path, provided: dict[s
     checks = []
     for split, path in inputs.annotation_jsons():
         rel = f"annotations/{path.name}"
-        digest = copy_file(path, out_dir / rel)
+        try:
+            digest = copy_file(path, out_dir / rel)
+        except UnreadableSource as exc:
+            problems.append(Problem(f"aitod/{rel}", 0, "unparsable_json", f"cannot be read ({exc.detail})"))
+            checks.append(SplitCheck(split, rel, parsed=False))
+            continue
         checksums.inputs[f"aitod/{rel}"] = checksums.outputs[rel] = digest
         names = provided[split] if split else set().union(*provided.values())
         checks.append(verify_json(out_dir / rel, split, out_dir, names, problems))
@@ -334,13 +341,6 @@ def _totals(checks: list[SplitCheck]) -> dict[str, Any]:
         "classes": len(classes), "published_classes": ref.classes,
         "mean_size": round(size_sum / instances, 4) if instances else None, "published_mean_size": ref.mean_size,
     }
-
-
-def _counts(problems: list[Problem]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for problem in problems:
-        counts[problem.reason] += 1
-    return dict(sorted(counts.items()))
 
 
 def _record(summary: AitodSummary, options: AitodOptions, source: dict[str, str], workers: int,
@@ -390,8 +390,3 @@ def _finished(out_dir: Path, options: AitodOptions, inputs: AitodInputs) -> Aito
     return AitodSummary(out_dir, complete=True, checks=checks, totals=dict(record.totals or {}),
                         problems=dict(record.problems or {}), already_complete=True)
 
-
-def _toolkit_version() -> str:
-    from .. import __version__
-
-    return __version__

@@ -42,7 +42,8 @@ class AitodRecord(JsonRecord):
         options: ``colors`` (``official`` or ``true``), ``window``, ``gap`` and ``png_compression``.
         source: The three input folders.
         runtime: What did not affect the outputs (the worker count).
-        complete: Every image every json names is present at its size and every box lies inside its image.
+        complete: Every image every json names is present at its size and every annotation names one of its
+            json's images and lies inside it.
         annotations: Split -> annotation json, relative to the output root, for the splits the jsons name.
         counts: Per split: images and instances (from its json), instances per class, mean size, xView windows
             and AI-TOD_wo_xview images written, and the verification's findings.

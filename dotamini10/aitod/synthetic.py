@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import AITOD_CLASSES
+from ..errors import DatasetError
+from ..io import atomic_write_bytes, atomic_write_text
 from .lists import LIST_NAME, SPLITS
 from .official import SUBSIZE, official_origins
 
@@ -58,12 +60,22 @@ def tif_pixels(width: int, height: int, seed: int) -> np.ndarray:
 
 
 def write_tif(path: Path, rgb: np.ndarray, *, lzw: bool = False) -> None:
-    """Write RGB pixels as a 3-channel 8-bit TIFF, uncompressed or LZW (OpenCV's writer, which takes BGR)."""
+    """Write RGB pixels as a 3-channel 8-bit TIFF, uncompressed or LZW (OpenCV's encoder, which takes BGR),
+    atomically."""
     import cv2
 
     compression = 5 if lzw else 1  # TIFF's codes: 1 none, 5 LZW
-    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_TIFF_COMPRESSION, compression]):
-        raise OSError(f"{path}: OpenCV could not write the TIFF")
+    _write_encoded(path, ".tif", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_TIFF_COMPRESSION, compression])
+
+
+def _write_encoded(path: Path, suffix: str, pixels: np.ndarray, params: list[int]) -> None:
+    """Encode with OpenCV (the bytes ``cv2.imwrite`` writes) and write them atomically."""
+    import cv2
+
+    ok, data = cv2.imencode(suffix, pixels, params)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode the {suffix[1:].upper()}")
+    atomic_write_bytes(path, data.tobytes())
 
 
 def write_synthetic_aitod(
@@ -81,10 +93,19 @@ def write_synthetic_aitod(
 
     Returns:
         The paths (and each tif's RGB pixels).
-    """
-    import cv2
 
-    root = Path(root)
+    Raises:
+        DatasetError: A folder or file cannot be written (named). Every file is written atomically, so a failed
+            run leaves no half-written file under its final name.
+    """
+    try:
+        return _write_source(Path(root), seed, tifs, wo_xview_per_split, boxes_per_image)
+    except OSError as exc:
+        raise DatasetError(f"writing the synthetic AI-TOD source failed: {exc}") from None
+
+
+def _write_source(root: Path, seed: int, tifs: tuple[tuple[str, int, int, str, bool], ...], wo_xview_per_split: int,
+                  boxes_per_image: int) -> SyntheticAitod:
     tif_dir, lists_dir, aitod = root / "xview" / "train_images", root / "lists", root / "aitod"
     for folder in (tif_dir, lists_dir, aitod / "annotations", *[aitod / "images" / s for s in SPLITS]):
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,14 +119,13 @@ def write_synthetic_aitod(
         for target in _with_trainval(split):
             names[target] += windows
     for split in SPLITS:
-        (lists_dir / LIST_NAME.format(split=split)).write_text(repr(names[split]), encoding="utf-8")
+        atomic_write_text(lists_dir / LIST_NAME.format(split=split), repr(names[split]))
     for split in ("train", "val", "test"):
         for k in range(wo_xview_per_split):
             name = f"{split}_{k:04d}.png"
             pixels = tif_pixels(SUBSIZE, SUBSIZE, seed * 1000 + 500 + len(names[split]))
             for target in _with_trainval(split):
-                if not cv2.imwrite(str(aitod / "images" / target / name), pixels):
-                    raise OSError(f"{aitod / 'images' / target / name}: OpenCV could not write the PNG")
+                _write_encoded(aitod / "images" / target / name, ".png", pixels, [])
                 names[target].append(name)
     for split in SPLITS:
         _write_json(aitod / "annotations" / f"aitod_{split}_v1.json", sorted(names[split]), rng, boxes_per_image)
@@ -129,4 +149,4 @@ def _write_json(path: Path, names: list[str], rng: np.random.Generator, boxes_pe
                                 "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]]})
     categories = [{"id": i + 1, "name": name, "supercategory": "mark"} for i, name in enumerate(AITOD_CLASSES)]
     document = {"images": images, "annotations": annotations, "categories": categories}
-    path.write_text(json.dumps(document), encoding="utf-8")
+    atomic_write_text(path, json.dumps(document))  # json.dumps's spacing: the bytes earlier versions wrote

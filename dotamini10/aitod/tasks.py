@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ..png import encode_png_parts
 from ..read import ImageProbeError, probe_image
 from ..worker import peak_rss_mb, timed
 from ..write import sha256_bytes
+from .lists import XviewWindow
 from .official import official_origins, official_window
 
 TIMING_KEYS: tuple[str, ...] = ("read", "decode", "encode", "write", "copy")
@@ -188,7 +190,7 @@ def _cut_windows(task: CutTask, image: np.ndarray, result: TaskResult) -> None:
 
 
 def _window_name(xview_id: str, window: CutWindow) -> str:
-    return f"{xview_id}__{window.x}_{window.y}.png"
+    return XviewWindow(xview_id, window.x, window.y).name
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,9 @@ def run_copy(task: CopyTask) -> TaskResult:
     Returns:
         The copies' checksums (equal to the inputs'), and a problem for a file that cannot be read. Whether a
         copy is the image its json describes is the verification's call.
+
+    Raises:
+        OSError: Writing a copy failed (a full disk, a read-only folder): the output's fault, not the input's.
     """
     result = TaskResult(task.key)
     try:
@@ -229,8 +234,8 @@ def run_copy(task: CopyTask) -> TaskResult:
             with timed(result.timings, "copy"):
                 try:
                     digest = copy_file(task.aitod_root / rel, task.out_dir / rel)
-                except OSError as exc:
-                    result.problems.append([f"aitod/{rel}", "unreadable_image", f"{type(exc).__name__}: {exc}"])
+                except UnreadableSource as exc:  # bad input; a failed write is an OSError and stops the build
+                    result.problems.append([f"aitod/{rel}", "unreadable_image", exc.detail])
                     continue
             result.files[rel] = result.inputs[f"aitod/{rel}"] = digest
     finally:
@@ -238,11 +243,39 @@ def run_copy(task: CopyTask) -> TaskResult:
     return result
 
 
+class UnreadableSource(Exception):
+    """Reading the source of :func:`copy_file` failed: bad input, which a build records as a problem.
+
+    Attributes:
+        detail: What failed (``FileNotFoundError: ...``).
+    """
+
+    def __init__(self, exc: OSError) -> None:
+        self.detail = f"{type(exc).__name__}: {exc}"
+        super().__init__(self.detail)
+
+
 def copy_file(source: Path, target: Path) -> str:
-    """Copy ``source`` to ``target`` atomically; returns its sha256, read from the same bytes."""
+    """Copy ``source`` to ``target`` atomically; returns its sha256, read from the same bytes.
+
+    Raises:
+        UnreadableSource: ``source`` cannot be opened or read (``target`` keeps its old content, if any).
+        OSError: Writing ``target`` failed.
+    """
     digest = hashlib.sha256()
-    with open(source, "rb") as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
-        while chunk := src.read(1 << 20):
+    try:
+        src = open(source, "rb")
+    except OSError as exc:
+        raise UnreadableSource(exc) from None
+    with src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
+        while chunk := _read_chunk(src):
             digest.update(chunk)
             dst.write(chunk)
     return digest.hexdigest()
+
+
+def _read_chunk(src: BinaryIO) -> bytes:
+    try:
+        return src.read(1 << 20)
+    except OSError as exc:
+        raise UnreadableSource(exc) from None

@@ -1,8 +1,9 @@
 """The last step of an AI-TOD build: the annotation jsons against the output folder.
 
 Every image a json names must exist under ``images/{split}/`` with the json's width and height (read from the
-file's header), and every annotation box must lie inside its image. The same pass counts each split's images,
-instances, instances per class and object sizes (s = sqrt(w * h) of the box, AI-TOD's measure).
+file's header), and every annotation must name one of the json's images and its box lie inside that image. The
+same pass counts each split's images, instances, instances per class and object sizes (s = sqrt(w * h) of the box,
+AI-TOD's measure).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..problems import Problem
 from ..read import ImageProbeError, probe_image
+from ..slicing.source import is_coco_id, is_int, is_number
 from .lists import SPLITS
 
 # Box coordinates within this of an image edge count as inside it (float text of the jsons).
@@ -36,6 +38,7 @@ class SplitCheck:
         missing: Images not in the output.
         size_mismatches: Images whose header size differs from the json's.
         boxes_outside: Annotation boxes reaching outside their image.
+        annotations_without_image: Annotations whose ``image_id`` names no image of the json.
         parsed: False when the json could not be read as a COCO document (nothing else is then known).
     """
 
@@ -48,12 +51,14 @@ class SplitCheck:
     missing: int = 0
     size_mismatches: int = 0
     boxes_outside: int = 0
+    annotations_without_image: int = 0
     parsed: bool = True
 
     @property
     def complete(self) -> bool:
         """Every named image is present at its size and every box lies inside its image."""
-        return self.parsed and not (self.missing or self.size_mismatches or self.boxes_outside)
+        return self.parsed and not (self.missing or self.size_mismatches or self.boxes_outside
+                                    or self.annotations_without_image)
 
     def to_dict(self) -> dict[str, Any]:
         """``build.json``'s view of the check."""
@@ -61,7 +66,8 @@ class SplitCheck:
         return {"json": self.json, "images": self.images, "instances": self.instances,
                 "instances_per_class": self.per_class, "mean_size": None if mean is None else round(mean, 4),
                 "missing": self.missing, "size_mismatches": self.size_mismatches,
-                "boxes_outside": self.boxes_outside, "parsed": self.parsed}
+                "boxes_outside": self.boxes_outside, "annotations_without_image": self.annotations_without_image,
+                "parsed": self.parsed}
 
 
 def verify_json(path: Path, split: str | None, out_dir: Path, provided: set[str], problems: list[Problem]) -> SplitCheck:
@@ -99,7 +105,12 @@ def verify_json(path: Path, split: str | None, out_dir: Path, provided: set[str]
         per_class[categories.get(ann["category_id"], str(ann["category_id"]))] += 1
         x, y, w, h = ann["bbox"]
         check.size_sum += math.sqrt(max(w, 0) * max(h, 0))
-        width, height = sizes.get(ann["image_id"], (math.inf, math.inf))
+        if ann["image_id"] not in sizes:
+            check.annotations_without_image += 1
+            problems.append(Problem(rel, 0, "annotation_without_image", f"annotation {ann.get('id')}: image_id "
+                                    f"{ann['image_id']!r} names no image of this json"))
+            continue
+        width, height = sizes[ann["image_id"]]
         tol = EDGE_TOLERANCE
         if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
             check.boxes_outside += 1
@@ -152,23 +163,17 @@ def _shape_error(document: Any) -> str | None:
         if not isinstance(document.get(key), list):
             return f"'{key}' is missing or not a list"
     for index, cat in enumerate(document["categories"]):
-        if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
+        if not isinstance(cat, dict) or not is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
             return f"categories[{index}] needs an integer 'id' and a string 'name'"
     for index, image in enumerate(document["images"]):
-        if not (isinstance(image, dict) and "id" in image and isinstance(image.get("file_name"), str)
-                and _is_int(image.get("width")) and _is_int(image.get("height"))):
-            return f"images[{index}] needs an 'id', a string 'file_name' and integer 'width' and 'height'"
+        if not (isinstance(image, dict) and is_coco_id(image.get("id")) and isinstance(image.get("file_name"), str)
+                and is_int(image.get("width")) and is_int(image.get("height"))):
+            return (f"images[{index}] needs an integer or string 'id', a string 'file_name' and integer 'width' and "
+                    "'height'")
     for index, ann in enumerate(document["annotations"]):
         box = ann.get("bbox") if isinstance(ann, dict) else None
-        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)
-                and "image_id" in ann and "category_id" in ann):
-            return f"annotations[{index}] needs 'image_id', 'category_id' and a 'bbox' of four numbers"
+        if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)
+                and is_coco_id(ann.get("image_id")) and is_int(ann.get("category_id"))):
+            return (f"annotations[{index}] needs an integer or string 'image_id', an integer 'category_id' and a "
+                    "'bbox' of four numbers")
     return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from ..build import _toolkit_version  # the version every build record states, looked up in one place
 from ..errors import DatasetError
-from ..io import atomic_write_text, folder_lock, json_text, jsonl_text, remove_temporaries
+from ..io import ProgressFn, atomic_write_text, folder_lock, json_text, jsonl_text, remove_temporaries
 from ..png import PNG_LEVELS
 from ..pool import start_pool
-from ..problems import Problem
+from ..problems import Problem, count_reasons
 from ..resume import prepare_fresh
-from ..scale import INTERPOLATIONS, scaled_size
+from ..scale import INTERPOLATIONS, factor_tag, scaled_size
 from ..split import get_windows
 from ..task_run import TaskRun, WorkFolder
 from ..write import sha256_bytes, sha256_file
@@ -40,7 +40,6 @@ from .record import SliceRecord
 from .source import SliceSource, SourceImage, read_coco_source
 from .task import TIMING_KEYS, SliceResult, SliceSettings, SliceTask, run_slice
 
-ProgressCallback = Callable[[int, int], None]
 WORK_DIR = ".work"
 
 
@@ -80,6 +79,12 @@ class SliceOptions:
             raise DatasetError(f"--window/--stride: expected 0 < stride <= window, got {self.window}, {self.stride}")
         if not self.scales or any(not s > 0 for s in self.scales):
             raise DatasetError(f"--scales: expected positive factors, got {list(self.scales)}")
+        tags: dict[str, float] = {}
+        for factor in sorted(set(self.scales)):  # window names hold the factor to 6 decimals
+            other = tags.setdefault(factor_tag(factor), factor)
+            if other != factor:
+                raise DatasetError(f"--scales: {other} and {factor} would give the same window names "
+                                   f"(__{factor_tag(factor)}__); give factors that differ within 6 decimals")
         if not 0.0 < self.iof <= 1.0:
             raise DatasetError(f"--iof: expected a value in (0, 1], got {self.iof}")
         if not 0 <= self.pad_value <= 255:
@@ -136,7 +141,7 @@ def slice_coco(
     workers: int = 1,
     resume: bool = False,
     overwrite: bool = False,
-    progress: ProgressCallback | None = None,
+    progress: ProgressFn | None = None,
 ) -> SliceSummary:
     """Slice a COCO detection set into windows (rules and layout in the module notes).
 
@@ -208,7 +213,7 @@ class _Meta:
 
 
 def _slice(source: SliceSource, out_dir: Path, meta: _Meta, options: SliceOptions, fingerprint: dict[str, Any],
-           workers: int, resume: bool, progress: ProgressCallback | None, problems: list[Problem],
+           workers: int, resume: bool, progress: ProgressFn | None, problems: list[Problem],
            pool: Future[ProcessPoolExecutor] | None) -> SliceSummary:
     settings = SliceSettings(out_dir.resolve(), meta.split, options.window, options.stride, options.iof,
                              options.pad_value, options.interpolation, options.png_compression, options.decimals,
@@ -230,10 +235,10 @@ def _slice(source: SliceSource, out_dir: Path, meta: _Meta, options: SliceOption
     SliceRecord(
         toolkit_version=_toolkit_version(), options=options.to_dict(),
         source={"ann": fingerprint["ann"], "ann_sha256": fingerprint["ann_sha256"], "images": fingerprint["images"]},
-        runtime={"workers": workers}, counts=counts, problems=_reason_counts(problems), outputs=outputs,
+        runtime={"workers": workers}, counts=counts, problems=count_reasons(problems), outputs=outputs,
     ).write(meta.folder)
     folder.clear()
-    return SliceSummary(out_dir, meta.split, counts, _reason_counts(problems), resumed_images=run.resumed,
+    return SliceSummary(out_dir, meta.split, counts, count_reasons(problems), resumed_images=run.resumed,
                         timings=run.timings, worker_peak_rss_mb=run.peak_rss_mb)
 
 
@@ -261,7 +266,9 @@ def _windows(task: SliceTask) -> int:
 
 
 def _windows_done(task: SliceTask, result: SliceResult) -> int:
-    return result.windows_total
+    """The windows a finished task accounts for: the planned ones when the image could not be used (it cut none),
+    so that the bar reaches the total it was planned with."""
+    return _windows(task) if result.problems else result.windows_total
 
 
 def _assemble(source: SliceSource, tasks: list[SliceTask], results: dict[str, SliceResult], missing: dict[int, str],
@@ -336,10 +343,6 @@ def _manifest_row(image: SourceImage | None, index: int, ann: Any, kept_in: dict
             "best_iof": best_iof.get(str(index), 0.0)}
 
 
-def _reason_counts(problems: list[Problem]) -> dict[str, int]:
-    return dict(sorted(Counter(p.reason for p in problems).items()))
-
-
 def _finished(out_dir: Path, meta: _Meta, fingerprint: dict[str, Any]) -> SliceSummary | None:
     record = SliceRecord.read(meta.folder)
     if record is None:
@@ -352,8 +355,3 @@ def _finished(out_dir: Path, meta: _Meta, fingerprint: dict[str, Any]) -> SliceS
     return SliceSummary(out_dir, meta.split, dict(record.counts or {}), dict(record.problems or {}),
                         already_complete=True)
 
-
-def _toolkit_version() -> str:
-    from .. import __version__
-
-    return __version__

@@ -1,11 +1,13 @@
 """The COCO json a slice reads, checked before any work starts.
 
-The document's structure (``images``, ``annotations`` and ``categories`` lists; each image an ``id``, a
-``file_name`` and positive integer ``width`` and ``height``; each category an integer ``id`` and a ``name``) is
-required: a defect there is one :class:`DatasetError` naming the file and the entry. An annotation that cannot
-be used (no four-number ``bbox``, an unknown image or category, negative size) is a ``bad_annotation`` problem and
-the slice goes on; so are zero-area boxes (``degenerate_box``). A box reaching outside its image is clipped to it
-(``outside_image``). ``iscrowd`` or ``ignore`` set makes an annotation an ignore area, carried through as one.
+The document's structure (``images``, ``annotations`` and ``categories`` lists; each image an integer or string
+``id``, a ``file_name`` and positive integer ``width`` and ``height``; each category an integer ``id`` and a
+``name``) is required: a defect there is one :class:`DatasetError` naming the file and the entry, and so are two
+images whose windows would have the same names (one ``file_name`` listed twice, or ``a.jpg`` beside ``a.png``). An
+annotation that cannot be used (no four-number ``bbox``, an image id or category id that is not one of the json's,
+negative size) is a ``bad_annotation`` problem and the slice goes on; so are zero-area boxes (``degenerate_box``).
+A box reaching outside its image is clipped to it (``outside_image``). ``iscrowd`` or ``ignore`` set makes an
+annotation an ignore area, carried through as one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from ..errors import DatasetError
 from ..io import read_json
 from ..problems import Problem
+from .task import window_stem
 
 #: Annotation flags carried from the input to every window copy of the annotation, when present.
 CARRIED_FLAGS: tuple[str, ...] = ("iscrowd", "ignore")
@@ -123,7 +126,8 @@ def read_coco_source(ann_path: Path, images_dir: Path, problems: list[Problem]) 
     orphans: list[SourceAnnotation] = []
     rows: dict[Any, list[np.ndarray]] = {image.image_id: [] for image in images}
     for index, ann in enumerate(data["annotations"]):
-        image = by_id.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        image = by_id.get(image_id) if is_coco_id(image_id) else None
         record, box = _annotation(ann_path, index, ann, image, categories, problems)
         if image is None:
             orphans.append(record)
@@ -138,7 +142,7 @@ def read_coco_source(ann_path: Path, images_dir: Path, problems: list[Problem]) 
 def _categories(path: Path, entries: list[Any]) -> set[int]:
     ids: set[int] = set()
     for index, cat in enumerate(entries):
-        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+        if not isinstance(cat, dict) or not is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
             raise DatasetError(f"{path}: categories[{index}] needs an integer 'id' and a string 'name'")
         if cat["id"] in ids:
             raise DatasetError(f"{path}: categories[{index}]: category id {cat['id']} is listed twice")
@@ -149,22 +153,39 @@ def _categories(path: Path, entries: list[Any]) -> set[int]:
 def _images(path: Path, entries: list[Any], images_dir: Path) -> list[SourceImage]:
     images: list[SourceImage] = []
     seen: set[Any] = set()
+    stems: dict[str, tuple[Any, str]] = {}  # window name stem -> the (id, file_name) that gives it
     for index, entry in enumerate(entries):
         where = f"{path}: images[{index}]"
-        if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("file_name"), str):
-            raise DatasetError(f"{where} needs an 'id' and a string 'file_name'")
+        if not (isinstance(entry, dict) and is_coco_id(entry.get("id"))
+                and isinstance(entry.get("file_name"), str)):
+            raise DatasetError(f"{where} needs an integer or string 'id' and a string 'file_name'")
         if entry["id"] in seen:
             raise DatasetError(f"{where}: image id {entry['id']} is listed twice")
         width, height = entry.get("width"), entry.get("height")
-        if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+        if not (is_int(width) and is_int(height) and width > 0 and height > 0):
             raise DatasetError(f"{where} (id {entry['id']}): 'width' and 'height' must be positive integers, "
                                f"got {width!r}, {height!r}")
         name = entry["file_name"]
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise DatasetError(f"{where} (id {entry['id']}): file_name {name!r} must be relative to --images")
+        _check_stem(where, entry["id"], name, stems)
         seen.add(entry["id"])
         images.append(SourceImage(index, entry["id"], name, width, height, images_dir / name))
     return images
+
+
+def _check_stem(where: str, image_id: Any, name: str, stems: dict[str, tuple[Any, str]]) -> None:
+    """Refuse a ``file_name`` whose windows would take another image's names (``a.jpg`` beside ``a.png``, or one
+    file listed under two ids): one image's windows would overwrite the other's."""
+    stem = window_stem(name)
+    if stem in stems:
+        other_id, other_name = stems[stem]
+        if other_name == name:
+            raise DatasetError(f"{where} (id {image_id}): file_name {name!r} is listed again, first as image id "
+                               f"{other_id}; each file may be listed once")
+        raise DatasetError(f"{where} (id {image_id}): file_name {name!r} and {other_name!r} (image id {other_id}) "
+                           f"would give the same window names {stem}__*.png; rename one")
+    stems[stem] = (image_id, name)
 
 
 _NAN_BOX = np.full(4, np.nan)
@@ -186,11 +207,13 @@ def _annotation(path: Path, index: int, ann: Any, image: SourceImage | None, cat
         return record, _NAN_BOX
 
     box = ann.get("bbox")
+    if not is_coco_id(ann.get("image_id")):
+        return fail("bad_annotation", f"image_id {ann.get('image_id')!r:.80} is not an integer or a string")
     if image is None:
         return fail("bad_annotation", f"image_id {ann.get('image_id')!r} is not in 'images'")
-    if record.category_id not in categories or not _is_int(record.category_id):
+    if not is_int(record.category_id) or record.category_id not in categories:
         return fail("bad_annotation", f"category_id {record.category_id!r} is not in 'categories'")
-    if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+    if not (isinstance(box, list) and len(box) == 4 and all(is_number(v) for v in box)):
         return fail("bad_annotation", f"bbox {box!r:.80} is not four numbers")
     x, y, w, h = (float(v) for v in box)
     if w < 0 or h < 0:
@@ -207,9 +230,16 @@ def _annotation(path: Path, index: int, ann: Any, image: SourceImage | None, cat
     return record, clipped
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """A JSON integer (``true`` and ``false`` are not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite JSON number (``true`` and ``false`` are not)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_coco_id(value: Any) -> bool:
+    """An image id a COCO json may use: an integer or a string (a list or an object cannot key a lookup)."""
+    return is_int(value) or isinstance(value, str)

@@ -99,7 +99,8 @@ def synthetic_aitod_command(
     """Write a small synthetic AI-TOD source (xView-like tifs, lists, AI-TOD_wo_xview, jsons) to try build-aitod."""
     from dotamini10.aitod.synthetic import write_synthetic_aitod
 
-    source = write_synthetic_aitod(out, seed=seed)
+    with domain_errors():
+        source = write_synthetic_aitod(out, seed=seed)
     for xview_id, pixels in source.rgb.items():
         typer.echo(f"xview/train_images/{xview_id}.tif: {pixels.shape[1]:,} x {pixels.shape[0]:,} px")
     typer.echo(f"wrote {out}: build it with hsfpn-data build-aitod --xview {source.xview} --aitod {source.aitod} "
