@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dotamini10.errors import DatasetError
-from dotamini10.problems import Problem, ProblemLog, StrictModeError
+from dotamini10.problems import Problem, ProblemLog, StrictModeError, count_reasons
 
 
 def test_problem_message_names_file_and_line():
@@ -23,6 +23,12 @@ def test_log_sorts_and_counts():
     assert log.counts() == {"non_numeric": 2, "token_count": 1}
     assert len(log) == 3
     assert log.problems[0].to_dict() == {"file": "a.txt", "line": 1, "reason": "non_numeric", "detail": ""}
+
+
+def test_count_reasons_counts_each_reason_in_key_order():
+    found = [Problem("b.txt", 2, "token_count"), Problem("a.txt", 9, "non_numeric"), Problem("c.txt", 1, "token_count")]
+    assert list(count_reasons(found).items()) == [("non_numeric", 1), ("token_count", 2)]
+    assert count_reasons([]) == {} and count_reasons(iter(found)) == count_reasons(found)  # any iterable
 
 
 def test_strict_mode_stops_at_the_first_problem():
