@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -111,6 +112,21 @@ def json_text(obj: object, *, indent: int | None = None, sort_keys: bool = False
 def jsonl_text(records: Iterable[object]) -> str:
     """One compact JSON document per line."""
     return "".join(json_text(r) for r in records)
+
+
+def is_int(value: Any) -> bool:
+    """A JSON integer (``true`` and ``false`` are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite JSON number (``true`` and ``false`` are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_coco_id(value: Any) -> bool:
+    """An id a COCO json may use: an integer or a string (a list or an object cannot key a lookup)."""
+    return is_int(value) or isinstance(value, str)
 
 
 def sha256_file(path: Path) -> str:

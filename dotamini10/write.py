@@ -14,6 +14,7 @@ import numpy as np
 
 from .io import sha256_file  # noqa: F401  (its home is io, which needs no numpy; imported from here too)
 
+
 def format_number(value: float, decimals: int = 2) -> str:
     """A coordinate as text: rounded to ``decimals`` places, without trailing zeros (``12``, ``12.5``)."""
     text = f"{round(float(value), decimals) + 0.0:.{decimals}f}"

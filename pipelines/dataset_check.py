@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dotamini10.io import read_json, read_json_if_valid, sha256_file, write_json
+from dotamini10.io import is_coco_id, is_number, read_json, read_json_if_valid, sha256_file, write_json
 from dotamini10.read import ImageProbeError, probe_image
 
 from .datasets import DataRootError, DatasetLayout
@@ -182,15 +181,6 @@ def _list(coco: Any, key: str, path: str) -> list:
     return value
 
 
-def _is_id(value: Any) -> bool:
-    """COCO ids are integers (text is taken too); a list or an object would break every lookup by id."""
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def index_coco(coco: Any, path: str) -> JsonIndex:
     """Index a decoded COCO json (``path`` names it in problems) and find its own problems (module notes).
 
@@ -205,7 +195,7 @@ def index_coco(coco: Any, path: str) -> JsonIndex:
     problems: list[DataProblem] = []
     entries, by_id = _image_entries(images, path, problems)
     categories = [[c.get("id"), c.get("name")] for c in cats if isinstance(c, dict)]
-    known_cats = {c[0] for c in categories if _is_id(c[0])}
+    known_cats = {c[0] for c in categories if is_coco_id(c[0])}
     seen: set[Any] = set()
     sized: list[tuple[Any, float, float, float]] = []  # (id, area, w, h) of the usable annotations with an area
     for pos, ann in enumerate(anns):
@@ -214,7 +204,7 @@ def index_coco(coco: Any, path: str) -> JsonIndex:
             image[4].append(ann["id"])  # an image's message names all of its annotations
         if problem is not None:
             problems.append(problem)
-        elif _is_number(area := ann.get("area")):
+        elif is_number(area := ann.get("area")):
             sized.append((ann["id"], area, ann["bbox"][2], ann["bbox"][3]))
     values = np.array([s[1:] for s in sized], dtype=np.float64).reshape(-1, 3)
     far = np.flatnonzero(far_from_box(values[:, 0], values[:, 1], values[:, 2]))
@@ -222,12 +212,13 @@ def index_coco(coco: Any, path: str) -> JsonIndex:
     return JsonIndex(entries, categories, len(anns), problems, len(far), example)
 
 
-def _image_entries(images: list, path: str, problems: list[DataProblem]) -> tuple[list[list[Any]], dict[Any, list[Any]]]:
+def _image_entries(images: list, path: str,
+                   problems: list[DataProblem]) -> tuple[list[list[Any]], dict[Any, list[Any]]]:
     entries, by_id = [], {}
     for pos, image in enumerate(images):
         ok = isinstance(image, dict) and isinstance(image.get("file_name"), str) and all(
             isinstance(image.get(k), int) and image[k] > 0 for k in ("width", "height"))
-        if not ok or not _is_id(image.get("id")):
+        if not ok or not is_coco_id(image.get("id")):
             problems.append(DataProblem(path, "bad_image_entry", f"image entry {pos}: expected an integer or text "
                                         "id, file_name and positive integer width and height", positions=(pos,)))
             continue
@@ -244,18 +235,18 @@ def _image_entries(images: list, path: str, problems: list[DataProblem]) -> tupl
 def _annotation_problem(ann: Any, pos: int, path: str, by_id: dict, known_cats: set,
                         seen: set) -> tuple[DataProblem | None, list[Any] | None]:
     """The first problem of one annotation (None when it is fine), and its image's entry (None when unknown)."""
-    if not isinstance(ann, dict) or not _is_id(ann.get("id")):
+    if not isinstance(ann, dict) or not is_coco_id(ann.get("id")):
         return DataProblem(path, "bad_annotation", f"annotation {pos}: not an object with an integer or text id",
                            positions=(pos,)), None
     ann_id, image_id, category_id, box = ann["id"], ann.get("image_id"), ann.get("category_id"), ann.get("bbox")
-    image = by_id.get(image_id) if _is_id(image_id) else None  # a list or an object is no key of any image
+    image = by_id.get(image_id) if is_coco_id(image_id) else None  # a list or an object is no key of any image
     found = None
     if ann_id in seen:
         found = ("duplicate_annotation_id", "the id is used by an earlier annotation")
     elif image is None:
         found = ("unknown_image", f"image_id {image_id!r} is not a listed image")
-    elif not _is_id(category_id) or category_id not in known_cats:
-        found = ("unknown_category", f"category_id {ann.get('category_id')!r} is not a listed category")
+    elif not is_coco_id(category_id) or category_id not in known_cats:
+        found = ("unknown_category", f"category_id {category_id!r} is not a listed category")
     else:
         found = _box_problem(box, image[2], image[3])
     seen.add(ann_id)
@@ -266,7 +257,7 @@ def _annotation_problem(ann: Any, pos: int, path: str, by_id: dict, known_cats: 
 
 
 def _box_problem(box: Any, width: int, height: int) -> tuple[str, str] | None:
-    if not (isinstance(box, list) and len(box) == 4 and all(map(_is_number, box))) or box[2] < 0 or box[3] < 0:
+    if not (isinstance(box, list) and len(box) == 4 and all(map(is_number, box))) or box[2] < 0 or box[3] < 0:
         return "bad_box", f"bbox {box!r} is not [x, y, w, h] with finite w, h >= 0"
     x, y, w, h = box
     if w < 1 or h < 1:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..problems import Problem
 from ..read import ImageProbeError, probe_image
-from ..slicing.source import is_coco_id, is_int, is_number
+from ..io import is_coco_id, is_int, is_number
 from .lists import SPLITS
 
 # Box coordinates within this of an image edge count as inside it (float text of the jsons).

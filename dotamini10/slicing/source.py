@@ -12,7 +12,6 @@ annotation an ignore area, carried through as one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from ..io import read_json
+from ..io import is_coco_id, is_int, is_number, read_json
 from ..problems import Problem
 from .task import window_stem
 
@@ -228,18 +227,3 @@ def _annotation(path: Path, index: int, ann: Any, image: SourceImage | None, cat
                                 f"{image.width} x {image.height} image"))
         record.notes.append("outside_image")
     return record, clipped
-
-
-def is_int(value: Any) -> bool:
-    """A JSON integer (``true`` and ``false`` are not)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A finite JSON number (``true`` and ``false`` are not)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_coco_id(value: Any) -> bool:
-    """An image id a COCO json may use: an integer or a string (a list or an object cannot key a lookup)."""
-    return is_int(value) or isinstance(value, str)
